@@ -1,0 +1,65 @@
+"""Facts about AWS that the rules and the plan need: regions, Lambda runtimes, Fargate sizes, limits.
+
+Kept as data in one place; a test checks the regions and runtimes against botocore's and cfn-lint's own lists.
+"""
+
+from __future__ import annotations
+
+REGIONS = frozenset({
+    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+    "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "eu-central-1",
+    "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3",
+    "il-central-1", "me-central-1", "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2",
+    "us-west-1", "us-west-2",
+})
+
+# Lambda runtimes that are supported and not deprecated (zip packages).
+LAMBDA_RUNTIMES = (
+    "python3.14", "python3.13", "python3.12", "python3.11", "python3.10",
+    "nodejs24.x", "nodejs22.x", "nodejs20.x",
+    "java25", "java21", "java17", "java11",
+    "dotnet10", "dotnet8",
+    "ruby3.4", "ruby3.3",
+    "provided.al2023", "provided.al2",
+)
+
+LAMBDA_MEMORY = (128, 10240)
+
+# Valid Fargate (cpu, memory in MiB) combinations, Linux.
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+def fargate_memory_hint(cpu: int) -> str:
+    sizes = FARGATE_SIZES.get(cpu)
+    if sizes is None:
+        return f"Fargate cpu is one of {', '.join(str(c) for c in FARGATE_SIZES)}"
+    return f"with cpu {cpu}, memory is one of {_ranges(sizes)} (MiB)"
+
+
+def _ranges(sizes: tuple[int, ...]) -> str:
+    if len(sizes) <= 4:
+        return ", ".join(str(s) for s in sizes)
+    step = sizes[1] - sizes[0]
+    return f"{sizes[0]} to {sizes[-1]} in steps of {step}"
+
+# Elastic Load Balancing's account per region, for ALB access logs in regions opened before August 2022;
+# newer regions use the logdelivery.elasticloadbalancing.amazonaws.com service principal instead.
+ELB_LOG_ACCOUNTS = {
+    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
+    "us-west-2": "797873946194", "af-south-1": "098369216593", "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580", "ap-south-1": "718504428378", "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887", "ap-southeast-1": "114774131450", "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864", "ca-central-1": "985666609251", "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806", "eu-west-2": "652711504416", "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667", "eu-north-1": "897822967062", "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+}

@@ -1,0 +1,152 @@
+"""The command line: parse arguments into a request, call one stage function, map errors to exit codes.
+
+Holds no logic of its own. Errors go to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipec import __version__
+from pipec.diagnostics import EXIT_CODES_HELP, ExitCode, PipecError, report
+
+app = typer.Typer(
+    name="pipec",
+    help="Compile pipeline.yaml into CloudFormation, GitHub Actions workflows and rollback runbooks; deploy, "
+         "report and roll back releases.",
+    epilog=EXIT_CODES_HELP,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+SpecArg = Annotated[Path, typer.Argument(help="The spec file.", show_default=True)]
+FormatOption = Annotated[Format, typer.Option("--format", help="Output for humans (text) or machines (json).")]
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Folder of the generated tree "
+                                                   "(default: generated/ beside the spec).")]
+
+
+def _execute(action: Callable[[], int | None], fmt: str = "text") -> None:
+    """Run a command body; every failure becomes a report on stderr and a documented exit code."""
+    try:
+        code = action() or 0
+    except PipecError as exc:
+        report(exc.diagnostics, sys.stdout if fmt == "json" else sys.stderr, fmt)
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("\npipec: interrupted\n")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug: say so plainly, without a traceback unless asked
+        if os.environ.get("PIPEC_DEBUG"):
+            raise
+        sys.stderr.write(f"pipec: internal error: {type(exc).__name__}: {exc}\n"
+                         "This is a bug in pipec; rerun with PIPEC_DEBUG=1 for details and report it.\n")
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pipec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """pipec: a compiler for delivery pipelines."""
+
+
+@app.command()
+def validate(spec: SpecArg = Path("pipeline.yaml"), fmt: FormatOption = Format.text) -> None:
+    """Check pipeline.yaml and report every problem at file:line:col."""
+    from pipec import build
+
+    def action() -> None:
+        warnings = build.validate_only(spec)
+        report(warnings, sys.stdout if fmt == "json" else sys.stderr, fmt)
+        if fmt == "text":
+            typer.echo(f"{spec}: ok")
+    _execute(action, fmt)
+
+
+@app.command("build")
+def build_command(spec: SpecArg = Path("pipeline.yaml"), output: OutputOption = None,
+                  fmt: FormatOption = Format.text) -> None:
+    """Validate pipeline.yaml and write the generated tree (atomically; unchanged output writes nothing)."""
+    from pipec import build
+
+    def action() -> None:
+        result = build.build(spec, output)
+        report(result.warnings, sys.stdout if fmt == "json" else sys.stderr, fmt)
+        if fmt == "text":
+            typer.echo(result.summary())
+    _execute(action, fmt)
+
+
+@app.command()
+def check(spec: SpecArg = Path("pipeline.yaml"), output: OutputOption = None) -> None:
+    """Exit 3 when the generated files do not match pipeline.yaml (stale, missing, edited or extra)."""
+    from pipec import build
+
+    def action() -> int:
+        outcome = build.check(spec, output)
+        stream = sys.stdout if outcome.ok else sys.stderr
+        stream.write(outcome.report())
+        return int(ExitCode.OK if outcome.ok else ExitCode.STALE)
+    _execute(action)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline.yaml (editors use it for completion and checks)."""
+    from pipec.schema import json_schema
+
+    _execute(lambda: typer.echo(json_schema(), nl=False))
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument(help="Where to write the starter spec.")] = Path("pipeline.yaml"),
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write a commented starter pipeline.yaml that validates."""
+    from pipec import starter
+
+    def action() -> None:
+        starter.write(path, force=force)
+        typer.echo(f"wrote {path}; edit it, then run `pipec build`")
+    _execute(action)
+
+
+@app.command()
+def explain(code: Annotated[str, typer.Argument(help="A diagnostic code such as PC201.")]) -> None:
+    """Explain a diagnostic code."""
+    from pipec.codes import explain as explain_code
+
+    _execute(lambda: typer.echo(explain_code(code)))
+
+
+def run() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("\npipec: interrupted\n")
+        sys.exit(int(ExitCode.INTERRUPTED))

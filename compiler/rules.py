@@ -1,0 +1,348 @@
+"""Validate stage, part 2: semantic rules over a well-typed Spec (references, policies, AWS facts).
+
+Each rule is one small function with a code and a title; it speaks in spec paths and the Document turns them
+into file:line:col. Rules never render or write.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from pipec import names
+from pipec.aws_facts import FARGATE_SIZES, LAMBDA_MEMORY, LAMBDA_RUNTIMES, REGIONS, fargate_memory_hint
+from pipec.diagnostics import Diagnostic, Severity
+from pipec.load import Document
+from pipec.schedule import ScheduleError, check_schedule
+from pipec.spec import ContainerImage, EcsService, LambdaService, LambdaZip, Spec
+from pipec.validate import did_you_mean
+
+Found = Iterator[Diagnostic]
+RuleFunction = Callable[[Spec, Document], Found]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    title: str
+    check: RuleFunction
+
+
+RULES: list[Rule] = []
+
+
+def rule(code: str, title: str) -> Callable[[RuleFunction], RuleFunction]:
+    def register(function: RuleFunction) -> RuleFunction:
+        RULES.append(Rule(code, title, function))
+        return function
+    return register
+
+
+def check(spec: Spec, document: Document) -> list[Diagnostic]:
+    """Run every rule; all problems are reported together."""
+    return [d for r in RULES for d in r.check(spec, document)]
+
+
+# ---------------------------------------------------------------- references
+
+
+@rule("PC201", "every service's artifact exists and suits the service's kind")
+def artifact_references(spec: Spec, doc: Document) -> Found:
+    for name, service in spec.services.items():
+        path = ("services", name, "artifact")
+        artifact = spec.artifacts.get(service.artifact)
+        if artifact is None:
+            hint = did_you_mean(service.artifact, list(spec.artifacts)) or (
+                f"artifacts are: {', '.join(spec.artifacts)}")
+            yield doc.diagnostic("PC201", path, f'service "{name}" uses unknown artifact "{service.artifact}"', hint)
+        elif isinstance(service, EcsService) and not isinstance(artifact, ContainerImage):
+            yield doc.diagnostic("PC201", path, f'service "{name}" runs on ECS, but artifact "{service.artifact}" '
+                                 f"is a {artifact.type}", "ECS services need a container-image artifact")
+
+
+@rule("PC202", "environments named under scaling and config exist, and every environment has scaling")
+def environment_references(spec: Spec, doc: Document) -> Found:
+    envs = list(spec.environments)
+    for name, service in spec.services.items():
+        suggested: set[str] = set()
+        for section in ("scaling", "config"):
+            for env in getattr(service, section):
+                if env not in spec.environments:
+                    hint = did_you_mean(env, envs)
+                    suggested |= {e for e in envs if hint == f'did you mean "{e}"?'}
+                    yield doc.diagnostic("PC202", ("services", name, section, env),
+                                         f'unknown environment "{env}" in {section} of service "{name}"',
+                                         hint or f"environments are: {', '.join(envs)}", key=True)
+        for env in envs:
+            if env not in service.scaling and env not in suggested:
+                yield doc.diagnostic("PC202", ("services", name, "scaling"),
+                                     f'service "{name}" has no scaling for environment "{env}"',
+                                     f"add `{env}: {{...}}` under scaling; each environment states its own size",
+                                     key=True)
+
+
+@rule("PC203", "regions are real AWS regions, listed once, and per-region settings name those regions")
+def regions(spec: Spec, doc: Document) -> Found:
+    for env_name, env in spec.environments.items():
+        base = ("environments", env_name)
+        for i, region in enumerate(env.regions):
+            if region not in REGIONS:
+                yield doc.diagnostic("PC203", (*base, "regions", i), f'"{region}" is not an AWS region',
+                                     did_you_mean(region, sorted(REGIONS)))
+        for region, count in Counter(env.regions).items():
+            if count > 1:
+                yield doc.diagnostic("PC203", (*base, "regions"), f'region "{region}" is listed {count} times')
+        per_region: dict[str, list[str]] = {"certificates": list(env.certificates),
+                                            "network.vpcs": list(env.network.vpcs or {})}
+        for section, listed in per_region.items():
+            for region in listed:
+                if region not in env.regions:
+                    path = (*base, *section.split("."), region)
+                    yield doc.diagnostic("PC203", path, f'{section} names region "{region}", which environment '
+                                         f'"{env_name}" does not deploy to',
+                                         did_you_mean(region, env.regions) or
+                                         f"its regions are: {', '.join(env.regions)}", key=True)
+
+
+# ---------------------------------------------------------------- policies
+
+
+@rule("PC204", "the last environment states its approval explicitly")
+def production_approval(spec: Spec, doc: Document) -> Found:
+    name = list(spec.environments)[-1]
+    if len(spec.environments) > 1 and spec.environments[name].approval is None:
+        yield doc.diagnostic("PC204", ("environments", name), f'environment "{name}" is the last one in '
+                             "promotion order but does not say who approves its deploys",
+                             "add `approval: manual` (a reviewer presses a button in GitHub), or "
+                             "`approval: none` if every release should reach it automatically", key=True)
+
+
+@rule("PC205", "staging and production should not share an AWS account (warning)")
+def shared_accounts(spec: Spec, doc: Document) -> Found:
+    seen: dict[str, str] = {}
+    for name, env in spec.environments.items():
+        if env.account in seen:
+            yield doc.diagnostic("PC205", ("environments", name, "account"),
+                                 f'environments "{seen[env.account]}" and "{name}" share account {env.account}',
+                                 "separate accounts keep a staging mistake away from production",
+                                 severity=Severity.WARNING)
+        else:
+            seen[env.account] = name
+
+
+@rule("PC206", "secrets are references, and no plaintext value looks like a secret")
+def plaintext_secrets(spec: Spec, doc: Document) -> Found:
+    for name, service in spec.services.items():
+        for key, value in service.env.items():
+            yield from _secret_value(doc, ("services", name, "env", key), key, value, spec.project)
+        for env, values in service.config.items():
+            for key, value in values.items():
+                yield from _secret_value(doc, ("services", name, "config", env, key), key, value, spec.project)
+
+
+_SECRET_PATTERNS = [
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (re.compile(r"\b(ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{20,}"), "a GitHub token"),
+    (re.compile(r"\b(sk|rk)_(live|test)_[A-Za-z0-9]{10,}"), "a Stripe key"),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"), "a URL with a password"),
+]
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|private_?key|credential|access_?key)")
+
+
+def _secret_value(doc: Document, path: tuple[str, ...], key: str, value: str, project: str) -> Found:
+    what = next((label for pattern, label in _SECRET_PATTERNS if pattern.search(value)), None)
+    if what is None and _SECRET_KEY.search(key) and _looks_random(value):
+        what = f"a secret (by its name, {key})"
+    if what is not None:
+        yield doc.diagnostic("PC206", path, f"{key} holds what looks like {what} in plain text",
+                             f"store it in SSM or Secrets Manager and reference it under `secrets:`, e.g. "
+                             f"{key}: ssm:/{project}/{{env}}/{key.lower().replace('_', '-')} (the value is "
+                             "hidden here)", redact=True)
+
+
+def _looks_random(value: str) -> bool:
+    if len(value) < 12 or " " in value:
+        return False
+    counts = Counter(value)
+    entropy = -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+    return entropy >= 3.0 and any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@rule("PC207", "placeholders in references and URLs are ones pipec knows")
+def placeholders(spec: Spec, doc: Document) -> Found:
+    for name, service in spec.services.items():
+        for key, ref in service.secrets.items():
+            yield from _placeholders(doc, ("services", name, "secrets", key), ref,
+                                     ("env", "region", "account", "project", "service"))
+    for name, env in spec.environments.items():
+        if env.url:
+            yield from _placeholders(doc, ("environments", name, "url"), env.url, ("env", "region"))
+
+
+def _placeholders(doc: Document, path: tuple[str, ...], text: str, known: tuple[str, ...]) -> Found:
+    for match in _PLACEHOLDER.finditer(text):
+        if match.group(1) not in known:
+            yield doc.diagnostic("PC207", path, f"unknown placeholder {{{match.group(1)}}}",
+                                 did_you_mean(match.group(1), list(known)) or
+                                 f"known placeholders: {', '.join('{' + k + '}' for k in known)}")
+    if text.count("{") != text.count("}"):
+        yield doc.diagnostic("PC207", path, "unbalanced { } in a placeholder")
+
+
+# ---------------------------------------------------------------- sizes and AWS facts
+
+
+@rule("PC208", "Fargate cpu and memory form a valid pair, and min does not exceed max")
+def fargate_sizes(spec: Spec, doc: Document) -> Found:
+    for name, service in spec.services.items():
+        if not isinstance(service, EcsService):
+            continue
+        for env, size in service.scaling.items():
+            path = ("services", name, "scaling", env)
+            if size.cpu not in FARGATE_SIZES:
+                yield doc.diagnostic("PC208", (*path, "cpu"), f"{size.cpu} is not a Fargate cpu size",
+                                     fargate_memory_hint(0))
+            elif size.memory not in FARGATE_SIZES[size.cpu]:
+                yield doc.diagnostic("PC208", (*path, "memory"), f"Fargate cannot give {size.memory} MiB of "
+                                     f"memory with {size.cpu} cpu units", fargate_memory_hint(size.cpu))
+            if size.min > size.max:
+                yield doc.diagnostic("PC208", (*path, "min"), f"min ({size.min}) is larger than max ({size.max})")
+
+
+@rule("PC209", "Lambda runtime, handler and memory are valid for the artifact")
+def lambda_settings(spec: Spec, doc: Document) -> Found:
+    for name, service in spec.services.items():
+        if not isinstance(service, LambdaService):
+            continue
+        base = ("services", name)
+        artifact = spec.artifacts.get(service.artifact)
+        if isinstance(artifact, LambdaZip):
+            for field in ("handler", "runtime"):
+                if getattr(service, field) is None:
+                    yield doc.diagnostic("PC209", base, f'service "{name}" needs `{field}` for its zip artifact',
+                                         "e.g. runtime: python3.13 and handler: app.handler", key=True)
+            if service.runtime is not None and service.runtime not in LAMBDA_RUNTIMES:
+                yield doc.diagnostic("PC209", (*base, "runtime"), f'"{service.runtime}" is not a supported, '
+                                     "non-deprecated Lambda runtime",
+                                     did_you_mean(service.runtime, list(LAMBDA_RUNTIMES)) or
+                                     f"e.g. {', '.join(LAMBDA_RUNTIMES[:3])}")
+        elif isinstance(artifact, ContainerImage):
+            for field in ("handler", "runtime"):
+                if getattr(service, field) is not None:
+                    yield doc.diagnostic("PC209", (*base, field), f"`{field}` has no meaning for a container "
+                                         "image; the image's entry point runs", "remove it", key=True)
+        for env, size in service.scaling.items():
+            low, high = LAMBDA_MEMORY
+            if not low <= size.memory <= high:
+                yield doc.diagnostic("PC209", (*base, "scaling", env, "memory"),
+                                     f"Lambda memory must be {low} to {high} MiB, found {size.memory}")
+
+
+@rule("PC210", "schedules are valid cron expressions (or rate() for Lambda)")
+def schedules(spec: Spec, doc: Document) -> Found:
+    found: list[tuple[tuple[str, ...], str, bool]] = []
+    for name, service in spec.services.items():
+        if isinstance(service, LambdaService) and service.schedule is not None:
+            found.append((("services", name, "schedule"), service.schedule, True))
+    if spec.checks.sanity is not None:
+        found.append((("checks", "sanity", "schedule"), spec.checks.sanity.schedule, False))
+    for path, text, allow_rate in found:
+        try:
+            check_schedule(text, allow_rate=allow_rate)
+        except ScheduleError as exc:
+            yield doc.diagnostic("PC210", path, str(exc), exc.hint)
+
+
+@rule("PC211", "every explicit AWS name stays within its length limit")
+def name_lengths(spec: Spec, doc: Document) -> Found:
+    for env_name, env in spec.environments.items():
+        reported: set[str] = set()
+        for service, definition in spec.services.items():
+            kind = "lambda" if isinstance(definition, LambdaService) else "ecs"
+            made = names.lengths(spec.project, env_name, service, kind, env.account, env.regions)
+            for kind, value in made.items():
+                if len(value) > names.LIMITS[kind] and kind not in reported:
+                    reported.add(kind)
+                    where = ("environments", env_name) if kind == "bucket" else ("services", service)
+                    yield doc.diagnostic("PC211", where, f'the {kind} name "{value}" would have {len(value)} '
+                                         f"characters; AWS allows {names.LIMITS[kind]}",
+                                         f'shorten the project, the environment "{env_name}" or the service '
+                                         "name", key=True)
+
+
+# ---------------------------------------------------------------- consistency
+
+
+@rule("PC212", "networking is either managed (cidr) or existing VPCs for every region")
+def networks(spec: Spec, doc: Document) -> Found:
+    for name, env in spec.environments.items():
+        path = ("environments", name, "network")
+        if env.network.cidr is not None and env.network.vpcs is not None:
+            yield doc.diagnostic("PC212", path, "give either `cidr` (pipec manages the VPC) or `vpcs` "
+                                 "(existing VPCs), not both", key=True)
+        elif env.network.vpcs is not None:
+            for region in env.regions:
+                if region not in env.network.vpcs:
+                    yield doc.diagnostic("PC212", (*path, "vpcs"), f'no VPC is given for region "{region}"',
+                                         "list an existing VPC for every region, or drop `vpcs` to let pipec "
+                                         "manage the network", key=True)
+
+
+@rule("PC213", "HTTPS is all or nothing: certificates for every region of every environment, or none")
+def certificates(spec: Spec, doc: Document) -> Found:
+    with_certs = [n for n, e in spec.environments.items() if e.certificates]
+    if not with_certs or not any(isinstance(s, EcsService) and s.port for s in spec.services.values()):
+        return
+    for name, env in spec.environments.items():
+        missing = [r for r in env.regions if r not in env.certificates]
+        if missing:
+            yield doc.diagnostic("PC213", ("environments", name), f'environment "{name}" has no certificate for '
+                                 f"{', '.join(missing)}, but {with_certs[0]} serves HTTPS",
+                                 "environments differ only in scaling and config, so either every region "
+                                 "of every environment has a certificate or none does", key=True)
+
+
+@rule("PC214", "web-only settings appear only on web services")
+def web_settings(spec: Spec, doc: Document) -> Found:
+    web_only = {"unhealthy_targets", "error_rate_percent", "p99_latency_ms"}
+    for name, service in spec.services.items():
+        if not isinstance(service, EcsService) or service.port is not None:
+            continue
+        if "health_check" in service.model_fields_set:
+            yield doc.diagnostic("PC214", ("services", name, "health_check"), f'service "{name}" has no port, so '
+                                 "nothing calls its health check", "add `port:` or remove `health_check`",
+                                 key=True)
+        for key in sorted(web_only & service.alarms.model_fields_set):
+            yield doc.diagnostic("PC214", ("services", name, "alarms", key), f'service "{name}" has no port and '
+                                 f"no load balancer, so it has no {key} alarm", "remove it", key=True)
+
+
+@rule("PC215", "e2e and sanity checks need each environment's URL")
+def check_urls(spec: Spec, doc: Document) -> Found:
+    if spec.checks.e2e is None and spec.checks.sanity is None:
+        return
+    for name, env in spec.environments.items():
+        if env.url is None:
+            yield doc.diagnostic("PC215", ("environments", name), f'environment "{name}" has no `url`, so the '
+                                 "checks cannot reach it", "add e.g. `url: https://{region}.api.example.com`",
+                                 key=True)
+
+
+@rule("PC216", "every artifact is used by a service (warning)")
+def unused_artifacts(spec: Spec, doc: Document) -> Found:
+    used = {s.artifact for s in spec.services.values()}
+    if not used <= set(spec.artifacts):
+        return  # a misspelt reference is already an error; do not also call the artifact unused
+    for name in spec.artifacts:
+        if name not in used:
+            yield doc.diagnostic("PC216", ("artifacts", name), f'artifact "{name}" is not used by any service',
+                                 "remove it, or it is built on every release for nothing", key=True,
+                                 severity=Severity.WARNING)

@@ -1,0 +1,250 @@
+"""The spec: pydantic models of what the user wrote in pipeline.yaml (validate stage, part 1).
+
+Models are strict, frozen and forbid unknown keys; descriptions become the JSON Schema that editors use.
+Cross-references and policies live in `rules`, naming and defaults that depend on context in `plan`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ACCOUNT = r"^[0-9]{12}$"
+REPOSITORY = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
+SEMVER = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
+TAG_PREFIX = r"^[A-Za-z0-9._/-]{0,20}$"
+BRANCH = r"^[A-Za-z0-9._/-]{1,100}$"
+SECRET_REF = r"^(ssm:/[A-Za-z0-9_.{}/-]+|secretsmanager:[A-Za-z0-9/_+=.@{}-]+)$"
+VPC_ID = r"^vpc-[0-9a-f]{8,17}$"
+SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
+CIDR = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/(1[6-9]|2[0-4])$"
+CERTIFICATE = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"
+URL = r"^https?://[A-Za-z0-9.{}:/_-]+$"
+EMAIL = r"^[^@\s\"'`$]+@[^@\s\"'`$]+\.[A-Za-z]{2,}$"
+HEALTH_PATH = r"^/[A-Za-z0-9._~/-]*$"
+RELATIVE_PATH = r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/-]+$"
+HANDLER = r"^[A-Za-z0-9_.$/-]+$"
+GITHUB_HANDLE = r"^@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9._-]+)?$"
+RUNNER = r"^[A-Za-z0-9._-]+$"
+
+# Human names for patterns, used in error messages.
+PATTERN_NAMES = {
+    NAME: "a lowercase name: letters a-z, digits and single hyphens, starting with a letter",
+    ENV_VAR: "an environment variable name: letters, digits and _, not starting with a digit",
+    ACCOUNT: "a 12-digit AWS account id",
+    REPOSITORY: "a GitHub repository as owner/name",
+    SEMVER: "a version such as 0.1.0",
+    TAG_PREFIX: "a short tag prefix such as v",
+    BRANCH: "a git branch name",
+    SECRET_REF: "a reference such as ssm:/stigg/{env}/db-url or secretsmanager:stigg/{env}/db",
+    VPC_ID: "a VPC id such as vpc-0123456789abcdef0",
+    SUBNET_ID: "a subnet id such as subnet-0123456789abcdef0",
+    CIDR: "an IPv4 CIDR block from /16 to /24, such as 10.0.0.0/16",
+    CERTIFICATE: "an ACM certificate ARN",
+    URL: "an http(s) URL, optionally with {env} or {region}",
+    EMAIL: "an email address",
+    HEALTH_PATH: "a URL path starting with /",
+    RELATIVE_PATH: "a path relative to the repository, without ..",
+    HANDLER: "a Lambda handler such as app.handler",
+    GITHUB_HANDLE: "a GitHub user or team such as @alice or @stiggio/platform",
+    RUNNER: "a GitHub-hosted runner label such as ubuntu-24.04",
+}
+
+Name = Annotated[str, Field(pattern=NAME, min_length=1, max_length=32)]
+EnvVarName = Annotated[str, Field(pattern=ENV_VAR, max_length=128)]
+EnvValue = Annotated[str, Field(max_length=4096)]
+Command = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, regex_engine="python-re")
+
+
+class Release(Model):
+    """How a release is cut: one per push to the release branch, named by a semver tag."""
+
+    branch: Annotated[str, Field(pattern=BRANCH, description="Every push to this branch is a release.")] = "main"
+    tag_prefix: Annotated[str, Field(pattern=TAG_PREFIX, description="Prefix of release tags, e.g. v.")] = "v"
+    initial_version: Annotated[str, Field(pattern=SEMVER, description="First version when no tag exists.")] = (
+        "0.1.0")
+
+
+class GitHub(Model):
+    """Where the workflows go and what they run on."""
+
+    workflows_dir: Annotated[str, Field(pattern=RELATIVE_PATH, description=(
+        "Folder of the generated workflows, relative to pipeline.yaml. A folder inside generated/ is "
+        "part of the generated tree."))] = ".github/workflows"
+    runner: Annotated[str, Field(pattern=RUNNER, description="runs-on label of every job.")] = "ubuntu-24.04"
+
+
+class ContainerImage(Model):
+    """A container image built once per release, pushed to ECR and deployed by digest."""
+
+    type: Literal["container-image"]
+    context: Annotated[str, Field(pattern=RELATIVE_PATH, description="Docker build context.")] = "."
+    dockerfile: Annotated[str | None, Field(pattern=RELATIVE_PATH, description="Dockerfile path.")] = None
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+
+
+class LambdaZip(Model):
+    """A Lambda deployment package built once per release and uploaded with its sha256."""
+
+    type: Literal["lambda-zip"]
+    build: Annotated[Command | None, Field(description="Command that produces the zip.")] = None
+    path: Annotated[str, Field(pattern=RELATIVE_PATH, description="Path of the zip after the build.")]
+
+
+Artifact = Annotated[ContainerImage | LambdaZip, Field(discriminator="type")]
+
+
+class Vpc(Model):
+    """An existing VPC of one region, with the subnets pipec may use."""
+
+    vpc: Annotated[str, Field(pattern=VPC_ID)]
+    public_subnets: Annotated[list[Annotated[str, Field(pattern=SUBNET_ID)]], Field(
+        min_length=2, max_length=6, description="Subnets of the load balancers (two or more zones).")]
+    private_subnets: Annotated[list[Annotated[str, Field(pattern=SUBNET_ID)]], Field(
+        min_length=2, max_length=6, description="Subnets of the tasks and functions.")]
+
+
+class Network(Model):
+    """Either a VPC that pipec manages (give `cidr`, or nothing) or existing VPCs per region (`vpcs`)."""
+
+    cidr: Annotated[str | None, Field(pattern=CIDR, description="CIDR of the managed VPC.")] = None
+    vpcs: Annotated[dict[str, Vpc] | None, Field(description="Existing VPC per region.")] = None
+
+
+class Environment(Model):
+    """One environment, in promotion order; it differs from the others only in scaling and config."""
+
+    account: Annotated[str, Field(pattern=ACCOUNT, description="AWS account id (quote it).")]
+    regions: Annotated[list[str], Field(min_length=1, max_length=8, description="AWS regions; first is home.")]
+    approval: Annotated[Literal["manual", "none"] | None, Field(description=(
+        "manual: deploys wait for a reviewer in the GitHub environment. The last environment must say "
+        "it explicitly."))] = None
+    reviewers: Annotated[list[Annotated[str, Field(pattern=GITHUB_HANDLE)]], Field(
+        description="Who approves deploys (documented in generated/README.md).")] = []
+    url: Annotated[str | None, Field(pattern=URL, description=(
+        "Base URL of the environment for e2e and sanity checks; {region} and {env} are replaced."))] = None
+    network: Network = Network()
+    certificates: Annotated[dict[str, Annotated[str, Field(pattern=CERTIFICATE)]], Field(
+        description="ACM certificate per region; web services serve HTTPS when given.")] = {}
+
+
+class EcsScaling(Model):
+    cpu: Annotated[int, Field(description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192, 16384.")]
+    memory: Annotated[int, Field(description="Fargate memory in MiB, valid for the CPU.")]
+    min: Annotated[int, Field(ge=1, le=1000, description="Fewest running tasks.")]
+    max: Annotated[int, Field(ge=1, le=1000, description="Most running tasks.")]
+
+
+class LambdaScaling(Model):
+    memory: Annotated[int, Field(description="MiB, 128 to 10240.")]
+    reserved_concurrency: Annotated[int | None, Field(ge=1, le=10000)] = None
+
+
+class EcsAlarms(Model):
+    """Thresholds of the alarms that page the team and roll back an ECS deployment."""
+
+    error_rate_percent: Annotated[float, Field(gt=0, le=100, description="5xx responses, % of requests.")] = 5
+    p99_latency_ms: Annotated[int, Field(ge=1, le=600000, description="p99 target response time.")] = 2000
+    unhealthy_targets: Annotated[int, Field(ge=1, le=1000, description="Unhealthy load balancer targets.")] = 1
+    cpu_percent: Annotated[float, Field(gt=0, le=100, description="Average CPU utilisation.")] = 90
+    memory_percent: Annotated[float, Field(gt=0, le=100, description="Average memory utilisation.")] = 90
+
+
+class LambdaAlarms(Model):
+    error_rate_percent: Annotated[float, Field(gt=0, le=100, description="Errors, % of invocations.")] = 5
+    p99_latency_ms: Annotated[int, Field(ge=1, le=900000)] = 10000
+    throttles: Annotated[int, Field(ge=1, le=100000, description="Throttled invocations per minute.")] = 1
+
+
+class Rollout(Model):
+    """How CodeDeploy shifts traffic to a new Lambda version; it rolls back on any alarm."""
+
+    strategy: Literal["canary", "linear", "all-at-once"] = "canary"
+    percent: Annotated[int, Field(ge=1, le=99, description="Traffic shifted per step.")] = 10
+    minutes: Annotated[int, Field(ge=1, le=2880, description="Minutes between steps.")] = 5
+
+
+Secrets = Annotated[dict[EnvVarName, Annotated[str, Field(pattern=SECRET_REF)]], Field(
+    description="Secret references (ssm:/... or secretsmanager:...), never values.")]
+Config = Annotated[dict[str, dict[EnvVarName, EnvValue]], Field(
+    description="Per-environment overrides of `env`; the only configuration that differs.")]
+
+
+class EcsService(Model):
+    """A container on ECS Fargate: a web service behind a load balancer when it has a port, else a worker."""
+
+    kind: Literal["ecs-fargate"]
+    artifact: Name
+    port: Annotated[int | None, Field(ge=1, le=65535, description="Container port; makes it a web service.")] = None
+    health_check: Annotated[str, Field(pattern=HEALTH_PATH, description="Health check path.")] = "/health"
+    command: Annotated[list[Annotated[str, Field(max_length=1000)]] | None, Field(max_length=50)] = None
+    env: dict[EnvVarName, EnvValue] = {}
+    secrets: Secrets = {}
+    scaling: Annotated[dict[str, EcsScaling], Field(description="Per environment.")]
+    config: Config = {}
+    alarms: EcsAlarms = EcsAlarms()
+
+
+class LambdaService(Model):
+    """A Lambda function behind a `live` alias, shifted by CodeDeploy on every release."""
+
+    kind: Literal["lambda"]
+    artifact: Name
+    handler: Annotated[str | None, Field(pattern=HANDLER, description="Handler, for zip artifacts.")] = None
+    runtime: Annotated[str | None, Field(description="Runtime, for zip artifacts, e.g. python3.13.")] = None
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    timeout: Annotated[int, Field(ge=1, le=900, description="Seconds.")] = 30
+    schedule: Annotated[str | None, Field(description="Cron (5 fields, UTC) or rate(5 minutes).")] = None
+    public_url: Annotated[bool, Field(description="A public function URL, e.g. for webhooks.")] = False
+    dead_letter_queue: bool = True
+    env: dict[EnvVarName, EnvValue] = {}
+    secrets: Secrets = {}
+    scaling: Annotated[dict[str, LambdaScaling], Field(description="Per environment.")]
+    config: Config = {}
+    alarms: LambdaAlarms = LambdaAlarms()
+    rollout: Rollout = Rollout()
+
+
+Service = Annotated[EcsService | LambdaService, Field(discriminator="kind")]
+
+
+class Check(Model):
+    run: Annotated[Command, Field(description="Shell command; BASE_URL, EXPECTED_VERSION, PIPEC_ENV set.")]
+    setup: Annotated[Command | None, Field(description="Command run first, e.g. npm ci.")] = None
+    timeout_minutes: Annotated[int, Field(ge=1, le=360)] = 15
+
+
+class SanityCheck(Check):
+    schedule: Annotated[str, Field(description="Cron, 5 fields, UTC.")] = "*/30 * * * *"
+
+
+class Checks(Model):
+    e2e: Annotated[Check | None, Field(description="Runs against each environment after each deploy.")] = None
+    sanity: Annotated[SanityCheck | None, Field(description="Runs on a schedule against every environment.")] = (
+        None)
+
+
+class Alerts(Model):
+    email: Annotated[list[Annotated[str, Field(pattern=EMAIL)]], Field(min_length=1, max_length=10)]
+
+
+class Spec(Model):
+    """pipeline.yaml: how this repository ships."""
+
+    pipec: Annotated[Literal[1], Field(description="Spec format version.")]
+    project: Annotated[str, Field(pattern=NAME, max_length=20, description="Prefixes every stack and name.")]
+    repository: Annotated[str, Field(pattern=REPOSITORY, description="GitHub owner/name; scopes OIDC trust.")]
+    release: Release = Release()
+    github: GitHub = GitHub()
+    artifacts: Annotated[dict[Name, Artifact], Field(min_length=1, description="Built once per release.")]
+    environments: Annotated[dict[Name, Environment], Field(min_length=1, description="In promotion order.")]
+    services: Annotated[dict[Name, Service], Field(min_length=1)]
+    checks: Checks = Checks()
+    alerts: Alerts

@@ -1,0 +1,360 @@
+"""Stage 2, validate: Document -> Spec, or every problem as a located Diagnostic.
+
+Runs the pydantic models (shape and types), then the semantic rules (references, policies). Text the user
+wrote where the schema wants a string (`account: 012345678901`, `version: 1.10`) is kept as written.
+Must not render or write anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ValidationError
+
+from pipec.diagnostics import Diagnostic, PipecError, Severity, errors
+from pipec.load import Document, SpecPath
+from pipec.spec import PATTERN_NAMES, Spec
+
+_TEXT_COERCIONS = 3
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A valid spec, the document it came from (for positions) and any warnings."""
+
+    spec: Spec
+    document: Document
+    warnings: tuple[Diagnostic, ...]
+
+
+def validate(document: Document) -> Validated:
+    """Check the document against the models and the rules; raise PipecError listing every error."""
+    from pipec import rules
+
+    spec = _parse(document)
+    found = rules.check(spec, document)
+    if errors(found):
+        raise PipecError(found)
+    return Validated(spec, document, tuple(found))
+
+
+def _parse(document: Document) -> Spec:
+    data = document.data
+    for _ in range(_TEXT_COERCIONS):
+        try:
+            return Spec.model_validate(data)
+        except ValidationError as exc:
+            issues = exc.errors(include_url=False)
+            coerced = _keep_text(data, issues, document)
+            if coerced is None:
+                kept = _without_follow_ons(issues, document)
+                raise PipecError([_diagnostic(issue, document) for issue in kept]) from None
+            data = coerced
+    raise PipecError([Diagnostic("PC103", "the spec could not be read", document.filename)])  # pragma: no cover
+
+
+def _without_follow_ons(issues: list[Any], document: Document) -> list[Any]:
+    """Drop "missing key K" where an unknown key beside it is a misspelling of K: one mistake, one error."""
+    misspelt = set()
+    for issue in issues:
+        if issue["type"] == "extra_forbidden":
+            path, _ = data_path(document.data, issue["loc"])
+            close = difflib.get_close_matches(str(path[-1]), allowed_keys(document.data, path[:-1]), 1, 0.6)
+            misspelt |= {(path[:-1], key) for key in close}
+    result = []
+    for issue in issues:
+        if issue["type"] == "missing":
+            path, _ = data_path(document.data, issue["loc"])
+            if (path[:-1], path[-1]) in misspelt:
+                continue
+        result.append(issue)
+    return result
+
+
+def _keep_text(data: dict[str, Any], issues: list[Any], document: Document) -> dict[str, Any] | None:
+    """Where a string was wanted but YAML read a number or boolean, use the text as written, or None."""
+    fixes = {}
+    for issue in issues:
+        path, _ = data_path(document.data, issue["loc"])
+        if issue["type"] == "string_type" and path in document.plain and document.plain[path] != "":
+            fixes[path] = document.plain[path]
+    if not fixes:
+        return None
+    result: dict[str, Any] = _deep_copy(data)
+    for path, text in fixes.items():
+        parent: Any = result
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = text
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def data_path(data: Any, loc: tuple[Any, ...]) -> tuple[SpecPath, bool]:
+    """Map a pydantic error location to a path in the data (dropping union tags); True if it names a key."""
+    path: list[str | int] = []
+    node = data
+    for step in loc:
+        if step == "[key]":
+            return tuple(path), True
+        in_list = isinstance(node, list) and isinstance(step, int) and step < len(node)
+        if (isinstance(node, dict) and step in node) or in_list:
+            path.append(step)
+            node = node[step]
+        elif isinstance(node, dict) and isinstance(step, str) and not _is_tag(step):
+            path.append(step)  # a missing or unknown key
+            node = None
+    return tuple(path), False
+
+
+def _is_tag(step: str) -> bool:
+    return step in ("ecs-fargate", "lambda", "container-image", "lambda-zip") or "[" in step
+
+
+# ---------------------------------------------------------------- pydantic errors -> diagnostics
+
+_EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a mapping of keys",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+    "list_type": "a list",
+}
+
+
+def _diagnostic(issue: Any, document: Document) -> Diagnostic:
+    path, is_key = data_path(document.data, issue["loc"])
+    kind = issue["type"]
+    value = issue.get("input")
+    where: str = describe_path(path)
+    if kind == "extra_forbidden":
+        return _unknown_key(path, document)
+    if kind in ("missing", "union_tag_not_found"):
+        name = issue["loc"][-1] if kind == "missing" else issue["ctx"]["discriminator"].strip("'")
+        options = _literals(annotation_at(document.data, path)) if kind != "missing" else []
+        hint = f"add `{name}: ...`" + (f" ({' or '.join(options)})" if options else "")
+        parent = path[:-1] if kind == "missing" else path
+        what = describe_path(parent) or "the spec"
+        return document.diagnostic("PC102", parent, f"{what} is missing the required key `{name}`", hint,
+                                   key=bool(parent))
+    if kind in _EXPECTED:
+        return document.diagnostic("PC103", path, f"{where} must be {_EXPECTED[kind]}, found {describe(value)}",
+                                   _type_hint(kind, value))
+    if kind == "union_tag_invalid":
+        options = _literals(annotation_at(document.data, path))
+        tag = issue["ctx"]["discriminator"].strip("'")
+        return document.diagnostic("PC104", (*path, tag), f"{describe_path((*path, tag))} must be one of "
+                                   f"{', '.join(options)}; found {describe(issue['ctx']['tag'])}",
+                                   did_you_mean(str(issue["ctx"]["tag"]), options))
+    if kind in ("literal_error", "enum"):
+        options = allowed_values(document.data, path)
+        shown = value
+        return document.diagnostic("PC104", path, f"{where} must be one of {', '.join(options)}; "
+                                   f"found {describe(shown)}", did_you_mean(str(shown), options))
+    if kind == "string_pattern_mismatch":
+        pattern = issue["ctx"]["pattern"]
+        name = PATTERN_NAMES.get(pattern, f"text matching {pattern}")
+        secret = "secrets" in path[:-1]
+        what = f'the name "{path[-1]}"' if is_key else (where or "the value") if secret else (
+            f"{where} ({describe(value)})")
+        hidden = "the value is hidden here because it may be a secret" if secret else None
+        return document.diagnostic("PC104", path, f"{what} must be {name}", hidden, key=is_key, redact=secret)
+    return document.diagnostic("PC104", path, f"{where} {_bound_message(kind, issue)}", None, key=is_key)
+
+
+def _bound_message(kind: str, issue: Any) -> str:
+    ctx = issue.get("ctx") or {}
+    value = describe(issue.get("input"))
+    messages = {
+        "greater_than_equal": f"must be at least {ctx.get('ge')}, found {value}",
+        "greater_than": f"must be more than {ctx.get('gt')}, found {value}",
+        "less_than_equal": f"must be at most {ctx.get('le')}, found {value}",
+        "less_than": f"must be less than {ctx.get('lt')}, found {value}",
+        "too_short": f"needs at least {ctx.get('min_length')} item(s)",
+        "too_long": f"allows at most {ctx.get('max_length')} items",
+        "string_too_short": f"must have at least {ctx.get('min_length')} character(s)",
+        "string_too_long": f"must have at most {ctx.get('max_length')} characters",
+    }
+    return messages.get(kind, str(issue.get("msg", "is not valid")).lower())
+
+
+def _type_hint(kind: str, value: Any) -> str | None:
+    if kind == "bool_type" and isinstance(value, str):
+        return f'YAML 1.2 booleans are true and false; "{value}" is text'
+    if value is None:
+        return "write a value after the colon, or remove the key"
+    if kind in ("int_type", "int_from_float") and isinstance(value, float):
+        return "write a whole number without a decimal point"
+    if kind in ("int_type", "float_type") and isinstance(value, str) and _is_number(value):
+        return "write the number without quotes"
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _unknown_key(path: SpecPath, document: Document) -> Diagnostic:
+    key = str(path[-1])
+    known = allowed_keys(document.data, path[:-1])
+    hint = did_you_mean(key, known)
+    if hint is None and known:
+        hint = f"known keys here: {', '.join(sorted(known))}"
+    where = f"in {describe_path(path[:-1])}" if path[:-1] else "at the top level"
+    return document.diagnostic("PC101", path, f'unknown key "{key}" {where}', hint, key=True)
+
+
+def did_you_mean(word: str, options: list[str]) -> str | None:
+    """A suggestion among options for a misspelt word, or None when nothing is close."""
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not matches:
+        matches = [o for o in options if word and o.startswith(word)][:2]
+        matches = matches if len(matches) == 1 else []
+    if not matches:
+        lowered = {o.lower().replace("_", "-"): o for o in options}
+        match = lowered.get(word.lower().replace("_", "-"))
+        matches = [match] if match else []
+    return f'did you mean "{matches[0]}"?' if matches else None
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'"{shown}"'
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def describe_path(path: SpecPath) -> str:
+    """`services.api.port`-style text for a path."""
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return f"`{out}`" if out else ""
+
+
+# ---------------------------------------------------------------- walking the models by a data path
+
+
+def model_at(data: Any, path: SpecPath) -> Any:
+    """The annotation that describes the value at a path, following dicts, lists and tagged unions."""
+    return _choose(annotation_at(data, path), _get(data, path))
+
+
+def annotation_at(data: Any, path: SpecPath) -> Any:
+    """The declared annotation at a path, before a union arm is chosen."""
+    annotation: Any = Spec
+    node = data
+    for step in path:
+        annotation = _choose(annotation, node)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(step))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            return None
+        node = _get(node, (step,))
+    return annotation
+
+
+def _get(node: Any, path: SpecPath) -> Any:
+    for step in path:
+        if isinstance(node, dict):
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+        else:
+            return None
+    return node
+
+
+def _choose(annotation: Any, node: Any) -> Any:
+    """Strip Annotated and Optional, and pick the arm of a tagged union that the data names."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            arms = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = _pick_arm(arms, node)
+            continue
+        return annotation
+
+
+def _pick_arm(arms: list[Any], node: Any) -> Any:
+    if len(arms) == 1:
+        return arms[0]
+    for arm in arms:
+        if isinstance(arm, type) and issubclass(arm, BaseModel) and isinstance(node, dict):
+            for tag_name in ("kind", "type"):
+                tag_field = arm.model_fields.get(tag_name)
+                if tag_field is not None and node.get(tag_name) in typing.get_args(tag_field.annotation):
+                    return arm
+    return arms[0]
+
+
+def allowed_keys(data: Any, path: SpecPath) -> list[str]:
+    model = model_at(data, path)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def allowed_values(data: Any, path: SpecPath) -> list[str]:
+    """The literal choices at a path (for a tagged union: the tags)."""
+    return _literals(annotation_at(data, path))
+
+
+def _literals(annotation: Any) -> list[str]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _literals(typing.get_args(annotation)[0])
+    if origin is Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    if origin in (Union, types.UnionType):
+        found: list[str] = []
+        for arm in typing.get_args(annotation):
+            if isinstance(arm, type) and issubclass(arm, BaseModel):
+                for tag_name in ("kind", "type"):
+                    if tag_name in arm.model_fields:
+                        found += _literals(arm.model_fields[tag_name].annotation)
+            else:
+                found += _literals(arm)
+        return found
+    return []
+
+
+def warning(document: Document, code: str, path: SpecPath, message: str, hint: str | None = None) -> Diagnostic:
+    return document.diagnostic(code, path, message, hint, severity=Severity.WARNING)

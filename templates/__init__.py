@@ -1,0 +1,1 @@
+"""pipec's Jinja2 templates (shipped inside the package as pipec.templates)."""

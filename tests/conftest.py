@@ -1,0 +1,65 @@
+"""Shared fixtures: paths, the CLI through typer's runner, and a clean environment for every test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "pipeline.yaml"
+SPECS = REPO / "tests" / "specs"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the caller's GitHub Actions, colour or AWS settings."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_WORKSPACE", "NO_COLOR", "PIPEC_DEBUG", "AWS_PROFILE",
+                 "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@dataclass(frozen=True)
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
+    """Run a pipec command in this process through typer's runner (fast), in a given folder."""
+    from pipec.cli import app
+
+    previous = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner(env=env).invoke(app, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(previous)
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def pipec_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the installed `pipec` as a whole process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(BIN / "pipec"), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """A folder holding a copy of the example spec as pipeline.yaml."""
+    shutil.copy(EXAMPLE, tmp_path / "pipeline.yaml")
+    yield tmp_path

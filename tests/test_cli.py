@@ -1,0 +1,113 @@
+"""The command line: exit codes, output streams, formats, and no traceback ever."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipec import __version__
+from tests.conftest import REPO, cli
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert (result.exit_code, result.stdout) == (0, f"pipec {__version__}\n")
+
+
+def test_help_lists_commands_and_exit_codes() -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    for word in ("validate", "build", "check", "schema", "init", "Exit codes: 0 ok; 1", "70 internal error"):
+        assert word in result.stdout
+
+
+def test_usage_error_exits_2() -> None:
+    result = cli("validate", "--no-such-flag")
+    assert result.exit_code == 2
+    assert "No such option" in result.stderr
+
+
+def test_validate_the_example(workdir: Path) -> None:
+    result = cli("validate", "pipeline.yaml", cwd=workdir)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "pipeline.yaml: ok\n", "")
+
+
+def test_errors_go_to_stderr_and_json_to_stdout(workdir: Path) -> None:
+    spec = workdir / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace("    port: 8080", "    port: eighty"))
+    text = cli("validate", "pipeline.yaml", cwd=workdir)
+    assert text.exit_code == 1
+    assert text.stdout == ""
+    assert "pipeline.yaml:68:11: error[PC103]" in text.stderr
+
+    machine = cli("validate", "pipeline.yaml", "--format", "json", cwd=workdir)
+    assert machine.exit_code == 1
+    payload = json.loads(machine.stdout)
+    assert payload["ok"] is False
+    assert payload["diagnostics"][0] | {"message": ""} == {
+        "code": "PC103", "message": "", "file": "pipeline.yaml", "line": 68, "column": 11, "hint": None,
+        "severity": "error"}
+
+
+def test_github_annotations_inside_actions(workdir: Path) -> None:
+    spec = workdir / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace("    artifact: api-image", "    artifact: api-img"))
+    result = cli("validate", "pipeline.yaml", cwd=workdir, env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 1
+    assert ("::error file=pipeline.yaml,line=67,col=15,title=pipec PC201::service \"api\" uses unknown "
+            "artifact \"api-img\"%0Ahint: did you mean \"api-image\"?") in result.stderr
+
+
+def test_explain() -> None:
+    assert cli("explain", "PC201").stdout.startswith("PC201: every service's artifact exists")
+    assert cli("explain", "PC008").stdout == "PC008: a key appears twice in the same mapping\n"
+    unknown = cli("explain", "PC999")
+    assert unknown.exit_code == 1
+    assert "unknown diagnostic code PC999" in unknown.stderr
+
+
+def test_schema_is_the_committed_one() -> None:
+    result = cli("schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert set(schema["required"]) == {"pipec", "project", "repository", "artifacts", "environments",
+                                       "services", "alerts"}
+    assert result.stdout in (REPO / "generated" / "pipeline.schema.json").read_text()
+
+
+def test_init_writes_a_valid_spec_and_never_overwrites(tmp_path: Path) -> None:
+    first = cli("init", cwd=tmp_path)
+    assert first.exit_code == 0
+    assert cli("validate", cwd=tmp_path).exit_code == 0
+    again = cli("init", cwd=tmp_path)
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+    assert cli("init", "--force", cwd=tmp_path).exit_code == 0
+
+
+def test_a_bug_is_reported_without_a_traceback(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipec.build
+
+    def broken(*args: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(pipec.build, "validate_only", broken)
+    result = cli("validate", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 70
+    assert result.stderr.startswith("pipec: internal error: ValueError: boom\nThis is a bug in pipec")
+    assert "Traceback" not in result.stderr
+
+
+def test_interrupt_exits_130(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipec.build
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipec.build, "validate_only", interrupted)
+    result = cli("validate", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr

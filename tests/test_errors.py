@@ -1,0 +1,79 @@
+"""Every error case under tests/errors/ gives exactly the output in its .out file, and never a traceback.
+
+Each case is one spec file (`<case>.yaml`) and one expected output (`<case>.out`: the exit code, then the
+exact stderr). Cases whose input is too big or odd to commit are made by MADE below. Regenerate the .out
+files after an intended message change with `make golden` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, cli
+
+CASES = REPO / "tests" / "errors"
+UPDATE = os.environ.get("PIPEC_UPDATE_GOLDEN") == "1"
+
+
+def _huge(path: Path) -> None:
+    with path.open("w") as handle:
+        handle.write("pipec: 1\nnotes: |\n")
+        line = "  " + "x" * 1000 + "\n"
+        for _ in range(30 * 1024):
+            handle.write(line)
+
+
+def _deep(path: Path) -> None:
+    path.write_text("pipec: 1\nproject: " + "[" * 20000 + "]" * 20000 + "\n")
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+
+
+MADE: dict[str, Callable[[Path], None]] = {
+    "huge-file": _huge,
+    "deep-nesting": _deep,
+    "directory": _directory,
+    "missing-file": lambda path: None,
+}
+
+
+def _cases() -> list[str]:
+    names = {p.stem for p in CASES.glob("*.yaml")} | set(MADE)
+    return sorted(names)
+
+
+def test_there_are_at_least_thirty_cases() -> None:
+    assert len(_cases()) >= 30
+    assert all((CASES / f"{name}.out").exists() or UPDATE for name in _cases())
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_error_case(case: str, tmp_path: Path) -> None:
+    spec = tmp_path / "pipeline.yaml"
+    if case in MADE:
+        MADE[case](spec)
+    else:
+        shutil.copy(CASES / f"{case}.yaml", spec)
+    (tmp_path / "generated").mkdir()
+    marker = tmp_path / "generated" / "keep.txt"
+    marker.write_text("untouched")
+
+    result = cli("build", "pipeline.yaml", cwd=tmp_path)
+    actual = f"exit: {result.exit_code}\n{result.stderr}"
+
+    golden = CASES / f"{case}.out"
+    if UPDATE:
+        golden.write_text(actual)
+    assert actual == golden.read_text()
+    assert "Traceback" not in result.stderr + result.stdout
+    if result.exit_code != 0:
+        # A failed build never touches generated/.
+        assert sorted(p.name for p in (tmp_path / "generated").iterdir()) == ["keep.txt"]
+        assert marker.read_text() == "untouched"

@@ -1,0 +1,119 @@
+"""Stage 2, validate: the models, the rules, and the text-keeping that defuses YAML's number surprises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipec.diagnostics import PipecError, Severity
+from pipec.load import load, load_bytes
+from pipec.rules import RULES
+from pipec.validate import did_you_mean, validate
+from tests.conftest import EXAMPLE, REPO
+
+BASE = (REPO / "tests" / "errors" / "shared-account.yaml").read_text().replace(
+    'account: "111111111111"\n    regions: [us-east-1]\n    approval: manual',
+    'account: "222222222222"\n    regions: [us-east-1]\n    approval: manual')
+
+
+def _validate(text: str):  # type: ignore[no-untyped-def]
+    return validate(load_bytes(text.encode(), "pipeline.yaml"))
+
+
+def test_the_example_is_valid_without_warnings() -> None:
+    assert validate(load(EXAMPLE)).warnings == ()
+
+
+def test_the_base_of_the_error_cases_is_valid() -> None:
+    assert _validate(BASE).spec.project == "shop"
+
+
+def test_unquoted_numbers_keep_the_text_the_user_wrote() -> None:
+    text = BASE.replace('account: "222222222222"', "account: 012345678901").replace(
+        "LOG_LEVEL: info", "LOG_LEVEL: info\n      RATIO: 1.10\n      DEBUG: on\n      FLAG: true")
+    spec = _validate(text).spec
+    assert spec.environments["production"].account == "012345678901"
+    assert spec.services["web"].env == {"LOG_LEVEL": "info", "RATIO": "1.10", "DEBUG": "on", "FLAG": "true"}
+
+
+def test_booleans_are_never_made_from_words() -> None:
+    with pytest.raises(PipecError) as caught:
+        _validate(BASE.replace('    schedule: "0 3 * * *"', '    schedule: "0 3 * * *"\n    public_url: yes'))
+    [problem] = caught.value.diagnostics
+    assert problem.code == "PC103"
+    assert "true or false" in problem.message
+
+
+def test_schema_errors_are_all_reported_and_sorted() -> None:
+    text = BASE.replace("project: shop", "project: Shop").replace("    port: 8080", "    port: eighty")
+    with pytest.raises(PipecError) as caught:
+        _validate(text)
+    assert [(d.code, d.line) for d in caught.value.diagnostics] == [("PC104", 2), ("PC103", 25)]
+
+
+def test_warnings_do_not_stop_the_build() -> None:
+    validated = _validate(BASE.replace('"222222222222"', '"111111111111"'))
+    assert [(w.code, w.severity) for w in validated.warnings] == [("PC205", Severity.WARNING)]
+
+
+def test_ecs_services_need_an_image() -> None:
+    with pytest.raises(PipecError) as caught:
+        _validate(BASE.replace("    artifact: web-image", "    artifact: jobs-zip"))
+    found = caught.value.diagnostics
+    assert [d.code for d in found if d.severity is Severity.ERROR] == ["PC201"]
+    assert [d.code for d in found if d.severity is Severity.WARNING] == ["PC216"]  # web-image is now unused
+
+
+def test_https_is_all_or_nothing() -> None:
+    cert = "arn:aws:acm:us-east-1:111111111111:certificate/abc"
+    text = BASE.replace("    url: https://staging.shop.example", f"    url: https://staging.shop.example\n"
+                        f"    certificates:\n      us-east-1: {cert}")
+    with pytest.raises(PipecError) as caught:
+        _validate(text)
+    assert [d.code for d in caught.value.diagnostics] == ["PC213"]
+
+
+def test_existing_network_covers_every_region() -> None:
+    text = BASE.replace("    url: https://shop.example", "    url: https://shop.example\n    network:\n"
+                        "      vpcs:\n        eu-west-1:\n          vpc: vpc-0123456789abcdef0\n"
+                        "          public_subnets: [subnet-00000001, subnet-00000002]\n"
+                        "          private_subnets: [subnet-00000003, subnet-00000004]")
+    with pytest.raises(PipecError) as caught:
+        _validate(text)
+    assert sorted(d.code for d in caught.value.diagnostics) == ["PC203", "PC212"]
+
+
+@pytest.mark.parametrize(("word", "options", "expected"), [
+    ("projct", ["project", "pipec"], 'did you mean "project"?'),
+    ("ecs", ["ecs-fargate", "lambda"], 'did you mean "ecs-fargate"?'),
+    ("LOG-LEVEL", ["log_level"], 'did you mean "log_level"?'),
+    ("zzz", ["project"], None),
+])
+def test_did_you_mean(word: str, options: list[str], expected: str | None) -> None:
+    assert did_you_mean(word, options) == expected
+
+
+def test_rule_codes_are_unique_and_titled() -> None:
+    codes = [r.code for r in RULES]
+    assert len(codes) == len(set(codes))
+    assert all(r.title for r in RULES)
+
+
+def test_every_code_in_the_source_is_explained() -> None:
+    import re
+
+    from pipec.codes import title
+
+    used = set()
+    for path in (REPO / "compiler").rglob("*.py"):
+        used |= set(re.findall(r'"(PC\d{3})"', path.read_text()))
+    assert used
+    assert sorted(code for code in used if title(code) is None) == []
+
+
+def test_starter_spec_is_valid(tmp_path: Path) -> None:
+    from pipec.starter import write
+
+    write(tmp_path / "pipeline.yaml")
+    assert validate(load(tmp_path / "pipeline.yaml")).warnings == ()

@@ -1,0 +1,399 @@
+"""Stage 5, emit: Artifacts -> files on disk, atomically, with a manifest of what pipec owns; and `check`.
+
+The generated/ tree is built beside the old one and swapped in with one rename, so a failed or killed build
+leaves the old tree and a successful one the new tree. Files pipec does not own are carried over untouched.
+Must not decide content.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import difflib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pipec import __version__
+from pipec.artifacts import GENERATED, HEADER, Artifact
+from pipec.diagnostics import ExitCode, PipecError, fail
+
+MANIFEST = "manifest.json"
+_TMP = ".pipec-tmp-"
+_OLD = ".pipec-old-"
+_LOCK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where files go: the repository (the spec's folder) and the generated tree (generated/ by default)."""
+
+    repository: Path
+    output: Path
+
+    def tree_path(self, artifact_path: str) -> str:
+        """Path of an in-tree artifact relative to the output folder."""
+        return artifact_path[len(GENERATED) + 1:]
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The bytes a build wants: the tree (relative to output) and files outside it (relative to repository)."""
+
+    tree: dict[str, bytes]
+    external: dict[str, bytes]
+
+
+@dataclass
+class Written:
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def desired(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Desired:
+    """The bytes of every owned file, plus the manifest that lists them."""
+    tree: dict[str, bytes] = {}
+    external: dict[str, bytes] = {}
+    for artifact in sorted(artifacts, key=lambda a: a.path):
+        _check_relative(artifact.path)
+        data = artifact.text.encode("utf-8")
+        if artifact.in_tree:
+            tree[layout.tree_path(artifact.path)] = data
+        else:
+            external[artifact.path] = data
+    manifest = {
+        "comment": HEADER,
+        "generator": f"pipec {__version__}",
+        "spec": {"path": "pipeline.yaml", "sha256": spec_sha},
+        "files": {path: sha256(data) for path, data in tree.items()},
+        "external": {path: sha256(data) for path, data in external.items()},
+    }
+    tree[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return Desired(tree, external)
+
+
+def _check_relative(path: str) -> None:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts or str(pure) != path or not path:
+        raise fail("PC501", f"the output path {path!r} would escape its folder",
+                   hint="names in pipeline.yaml become file names; keep them plain", exit_code=ExitCode.INTERNAL)
+
+
+# ---------------------------------------------------------------- reading what is on disk
+
+
+@dataclass(frozen=True)
+class Owned:
+    """What the manifest on disk says pipec wrote last time."""
+
+    tree: dict[str, str]
+    external: dict[str, str]
+    exists: bool
+
+
+def read_owned(layout: Layout) -> Owned:
+    path = layout.output / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        return Owned(dict(manifest.get("files", {})), dict(manifest.get("external", {})), True)
+    except FileNotFoundError:
+        return Owned({}, {}, False)
+    except (OSError, ValueError, AttributeError):
+        # A broken manifest owns nothing but itself; the build rewrites it.
+        return Owned({}, {}, True)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Written:
+    """Make the output match the artifacts exactly; unchanged output writes nothing."""
+    want = desired(artifacts, layout, spec_sha)
+    _refuse_symlinks(layout)
+    with _locked(layout.output):
+        _recover(layout.output)
+        owned = read_owned(layout)
+        _refuse_foreign_overwrites(want, owned, layout)
+        result = Written()
+        tree_changes = _tree_changes(want, owned, layout, result)
+        if tree_changes:
+            _swap_in(want, owned, layout)
+        _write_external(want, owned, layout, result)
+        return result
+
+
+def _tree_changes(want: Desired, owned: Owned, layout: Layout, result: Written) -> bool:
+    changed = False
+    for path, data in want.tree.items():
+        if _read(layout.output / path) == data:
+            result.unchanged += 1 if path != MANIFEST else 0
+        else:
+            changed = True
+            if path != MANIFEST:
+                result.changed.append(_shown(layout, "tree", path))
+    for path in owned.tree:
+        if path not in want.tree and (layout.output / path).exists():
+            changed = True
+            result.removed.append(_shown(layout, "tree", path))
+    return changed
+
+
+def _refuse_symlinks(layout: Layout) -> None:
+    if layout.output.is_symlink():
+        raise fail("PC502", f"{layout.output} is a symbolic link; pipec writes only to a real folder",
+                   hint="replace the link with a folder, or pass --output")
+
+
+def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout) -> None:
+    conflicts = [layout.output / p for p in want.tree if p != MANIFEST and p not in owned.tree
+                 and (layout.output / p).exists() and _read(layout.output / p) != want.tree[p]]
+    conflicts += [layout.repository / p for p in want.external if p not in owned.external
+                  and (layout.repository / p).exists() and _read(layout.repository / p) != want.external[p]]
+    if conflicts:
+        shown = ", ".join(str(c) for c in conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
+        raise fail("PC502", f"pipec would overwrite file(s) it did not write: {shown}",
+                   hint="move or delete them; pipec never replaces a file its manifest does not list")
+
+
+def _swap_in(want: Desired, owned: Owned, layout: Layout) -> None:
+    """Build the new tree beside the old one, then exchange them with one rename."""
+    output = layout.output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{_TMP}", dir=output.parent))
+    try:
+        for path, data in want.tree.items():
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if output.exists():
+            _carry_foreign(output, staging, set(owned.tree) | {MANIFEST})
+            _exchange(staging, output)
+        else:
+            os.rename(staging, output)
+            return
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _os_error(exc, output) from None
+    shutil.rmtree(staging, ignore_errors=True)  # now holds the old tree
+
+
+def _carry_foreign(old: Path, new: Path, owned: set[str]) -> None:
+    """Hard-link every file pipec does not own into the new tree, so it survives untouched."""
+    for path in sorted(old.rglob("*")):
+        relative = path.relative_to(old).as_posix()
+        if relative in owned or (path.is_dir() and not path.is_symlink()):
+            if path.is_dir() and not any(path.iterdir()):
+                (new / relative).mkdir(parents=True, exist_ok=True)
+            continue
+        target = new / relative
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            os.symlink(os.readlink(path), target)
+        else:
+            os.link(path, target)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(new: Path, current: Path) -> None:
+    """Atomically swap two folders (Linux renameat2); elsewhere, two renames with recovery."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        at_fdcwd = -100
+        if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(current), _RENAME_EXCHANGE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(current))
+    old = current.parent / f".{current.name}{_OLD}{os.getpid()}"
+    os.rename(current, old)
+    os.rename(new, current)
+    os.rename(old, new)
+
+
+def _recover(output: Path) -> None:
+    """Finish or undo what a killed build left: restore a moved-away tree, delete staging folders."""
+    parent = output.parent
+    if not parent.exists():
+        return
+    leftovers = sorted(parent.glob(f".{output.name}{_OLD}*"))
+    if leftovers and not output.exists():
+        os.rename(leftovers.pop(), output)
+    for path in [*leftovers, *parent.glob(f".{output.name}{_TMP}*")]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _locked(output: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the output's parent folder, so two builds never interleave."""
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parent, os.O_RDONLY)
+    except OSError as exc:
+        raise _os_error(exc, parent) from None
+    try:
+        deadline = time.monotonic() + _LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise fail("PC504", f"another pipec build has held {parent} for {_LOCK_TIMEOUT:.0f}s",
+                               hint="wait for it to finish") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_external(want: Desired, owned: Owned, layout: Layout, result: Written) -> None:
+    """Files outside generated/ (workflows in .github/workflows): each replaced atomically."""
+    try:
+        for path, data in want.external.items():
+            target = layout.repository / path
+            if _read(target) == data:
+                result.unchanged += 1
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=f".{target.name}{_TMP}", dir=target.parent)
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.replace(temporary, target)
+            result.changed.append(path)
+        for path, digest in owned.external.items():
+            target = layout.repository / path
+            on_disk = _read(target)
+            # A file pipec no longer generates goes, unless someone edited it since (then it is theirs).
+            if path not in want.external and on_disk is not None and sha256(on_disk) == digest:
+                target.unlink()
+                result.removed.append(path)
+    except OSError as exc:
+        raise _os_error(exc, layout.repository) from None
+
+
+def _os_error(exc: OSError, where: Path) -> PipecError:
+    if exc.errno == errno.ENOSPC:
+        return fail("PC503", f"the disk is full while writing {where}; nothing was changed",
+                    hint="free some space and run `pipec build` again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return fail("PC502", f"{exc.filename or where} cannot be written: {exc.strerror}",
+                    hint="check the folder's permissions; nothing was changed")
+    return fail("PC502", f"{exc.filename or where}: {exc.strerror or exc}; nothing was changed")
+
+
+# ---------------------------------------------------------------- check
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    status: str  # missing, stale, edited, extra
+    diff: str = ""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    findings: list[Finding]
+    checked: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def report(self) -> str:
+        if self.ok:
+            return f"pipec: {self.checked} generated files match pipeline.yaml\n"
+        lines = [f"pipec: {len(self.findings)} generated file(s) do not match pipeline.yaml:"]
+        for finding in self.findings:
+            lines.append(f"  {finding.status:8} {finding.path}  ({_EXPLAIN[finding.status]})")
+        for finding in self.findings:
+            if finding.diff:
+                lines.append("")
+                lines.append(finding.diff.rstrip("\n"))
+        lines += ["", "Edit pipeline.yaml (never the generated files) and run `pipec build`."]
+        return "\n".join(lines) + "\n"
+
+
+_EXPLAIN = {
+    "missing": "pipec generates it, but it is not there",
+    "stale": "pipeline.yaml changed since it was generated",
+    "edited": "someone edited it by hand",
+    "extra": "pipec no longer generates it",
+}
+_DIFF_LINES = 40
+
+
+def check(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> CheckOutcome:
+    """Compare what a build would write with what is on disk, without writing anything."""
+    want = desired(artifacts, layout, spec_sha)
+    owned = read_owned(layout)
+    findings: list[Finding] = []
+    roots = {"tree": layout.output, "external": layout.repository}
+    for kind, files, recorded in (("tree", want.tree, owned.tree), ("external", want.external, owned.external)):
+        for path, data in files.items():
+            if kind == "tree" and path == MANIFEST:
+                continue
+            on_disk = _read(roots[kind] / path)
+            shown = _shown(layout, kind, path)
+            if on_disk is None:
+                findings.append(Finding(shown, "missing"))
+            elif on_disk != data:
+                status = "edited" if recorded.get(path) not in (None, sha256(on_disk)) else "stale"
+                findings.append(Finding(shown, status, _diff(shown, on_disk, data)))
+        for path in recorded:
+            if path not in files and (roots[kind] / path).exists():
+                findings.append(Finding(_shown(layout, kind, path), "extra"))
+    manifest_on_disk = _read(layout.output / MANIFEST)
+    if not findings and manifest_on_disk != want.tree[MANIFEST]:
+        findings.append(Finding(_shown(layout, "tree", MANIFEST), "stale"))
+    return CheckOutcome(findings, len(want.tree) + len(want.external))
+
+
+def _shown(layout: Layout, kind: str, path: str) -> str:
+    if kind == "external":
+        return path
+    try:
+        return (layout.output / path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return (layout.output / path).as_posix()
+
+
+def _diff(path: str, old: bytes, new: bytes) -> str:
+    old_lines = old.decode("utf-8", errors="replace").splitlines(keepends=True)
+    new_lines = new.decode("utf-8", errors="replace").splitlines(keepends=True)
+    lines = list(difflib.unified_diff(old_lines, new_lines, f"{path} (on disk)", f"{path} (from pipeline.yaml)",
+                                      n=2))
+    if len(lines) > _DIFF_LINES:
+        lines = [*lines[:_DIFF_LINES], f"... {len(lines) - _DIFF_LINES} more diff lines\n"]
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def owned_files(layout: Layout) -> Mapping[str, str]:
+    """The tree files the manifest on disk lists (for diff and status)."""
+    return read_owned(layout).tree

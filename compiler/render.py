@@ -1,0 +1,220 @@
+"""Stage 4, render: Plan -> Artifacts (path, text), through the Jinja2 templates shipped in pipec.templates.
+
+Every value from the spec passes through one YAML-safe filter (`y`, JSON-quoted); GitHub expressions are
+written with `gh(...)` so Jinja's {{ }} and GitHub's ${{ }} never mix. Each YAML and JSON file is parsed back
+before it leaves this stage. Must not read the spec or the disk (beyond the packaged templates).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from pipec import __version__
+from pipec.artifacts import GENERATED, Artifact, header
+from pipec.diagnostics import ExitCode, fail
+from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel, export_name
+
+if TYPE_CHECKING:
+    import jinja2
+
+
+def render(plan: Plan, extra: Callable[[Plan], list[Artifact]] | None = None) -> list[Artifact]:
+    """Every generated file of a plan, parsed back and checked by pipec's own guards."""
+    from pipec import guards
+    from pipec.schema import json_schema
+
+    artifacts = [Artifact(f"{GENERATED}/pipeline.schema.json", json_schema())]
+    artifacts += _cloudformation(plan)
+    artifacts += _workflows(plan)
+    artifacts += _docs(plan)
+    if extra is not None:
+        artifacts += extra(plan)
+    artifacts = [Artifact(a.path, header(a.path) + a.text) for a in artifacts]
+    parsed = {a.path: parse_back(a) for a in artifacts}
+    guards.check(plan, parsed)
+    return artifacts
+
+
+def _cloudformation(plan: Plan) -> list[Artifact]:
+    files = [
+        Artifact(f"{CLOUDFORMATION}/bootstrap.yaml", template("cloudformation/bootstrap.yaml.j2", plan=plan)),
+        Artifact(f"{CLOUDFORMATION}/network.yaml", template("cloudformation/network.yaml.j2", plan=plan)),
+    ]
+    for service in plan.services:
+        name = "lambda" if service.kind == "lambda" else "ecs"
+        files.append(Artifact(service.template, template(f"cloudformation/{name}.yaml.j2", plan=plan,
+                                                         service=service)))
+    stacks = [s for env in plan.environments for s in (*env.bootstrap, *env.network)]
+    stacks += [s for service in plan.services for s in service.stacks]
+    files += [Artifact(s.parameter_file, parameter_file(s)) for s in stacks]
+    return files
+
+
+def parameter_file(stack: Stack) -> str:
+    """A parameter file in the AWS CLI format: [{"ParameterKey": ..., "ParameterValue": ...}]."""
+    items = [{"ParameterKey": key, "ParameterValue": value} for key, value in stack.values]
+    return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+
+
+def _workflows(plan: Plan) -> list[Artifact]:
+    folder = plan.workflows_dir
+    names = ["release", "rollback", "sanity", "pull-request"]
+    if plan.sanity is None:
+        names.remove("sanity")
+    return [Artifact(f"{folder}/{name}.yml", template(f"github/{name}.yml.j2", plan=plan)) for name in names]
+
+
+def _docs(plan: Plan) -> list[Artifact]:
+    files = [Artifact(f"{GENERATED}/README.md", template("docs/README.md.j2", plan=plan, diagram=mermaid(plan)))]
+    files += [Artifact(f"{GENERATED}/runbooks/{env.name}.md", template("docs/runbook.md.j2", plan=plan, env=env))
+              for env in plan.environments]
+    return files
+
+
+def mermaid(plan: Plan) -> str:
+    """A Mermaid flowchart of the pipeline, made from the plan (GitHub renders it in the README)."""
+    lines = ["flowchart LR", f'  push(["push to {plan.branch}"]) --> version["version and tag"]']
+    for artifact in plan.artifacts:
+        node = _node("build", artifact.name)
+        lines += [f'  version --> {node}["build {artifact.name}"]', f"  {node} --> bundle"]
+    lines.append('  bundle["release bundle"]')
+    previous = "bundle"
+    for env in plan.environments:
+        deploy, e2e = _node("deploy", env.name), _node("e2e", env.name)
+        if env.approval:
+            gate = _node("approve", env.name)
+            lines.append(f'  {previous} --> {gate}{{"approval {env.name}"}}')
+            previous = gate
+        lines.append(f'  {previous} --> {deploy}["deploy {env.name}<br/>{", ".join(env.regions)}"]')
+        previous = deploy
+        if plan.e2e:
+            lines.append(f'  {deploy} --> {e2e}["e2e {env.name}"]')
+            previous = e2e
+    lines.append('  rollback(["rollback workflow"])')
+    lines += [f"  rollback -.-> {_node('deploy', env.name)}" for env in plan.environments]
+    if plan.sanity:
+        lines.append(f'  sanity(["sanity checks {plan.sanity["schedule"]}"])')
+        lines += [f"  sanity -.-> {_node('deploy', env.name)}" for env in plan.environments]
+    return "\n".join(lines)
+
+
+def _node(kind: str, name: str) -> str:
+    return f"{kind}_{name.replace('-', '_')}"
+
+
+# ---------------------------------------------------------------- Jinja
+
+
+def template(name: str, **context: Any) -> str:
+    return _environment().get_template(name).render(**context)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.files("pipec.templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["y"] = yaml_value
+    env.filters["sub"] = lambda text: "!Sub " + yaml_value(text)
+    env.filters["camel"] = camel
+    env.filters["gy"] = workflow_value
+    env.globals["gh"] = github_expression
+    env.globals["oidc_host"] = OIDC_HOST
+    env.globals["imported"] = imported
+    env.globals["uses"] = uses
+    env.globals["python_version"] = PYTHON_VERSION
+    env.globals["pipec_version"] = __version__
+    return env
+
+
+def yaml_value(value: Any) -> str:
+    """Any spec value as a YAML scalar that cannot break or inject into its document (JSON is YAML)."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(yaml_value(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def workflow_value(value: Any) -> str:
+    """A spec value inside a workflow: YAML-safe, and `${{` can no longer start a GitHub expression."""
+    if isinstance(value, str):
+        value = value.replace("${{", "${{ '${{' }}")
+    return yaml_value(value)
+
+
+def imported(project: str, key: str, *, split: bool = False) -> str:
+    """Fn::ImportValue of an environment's export (flow style, so it nests inside any property)."""
+    name = yaml_value(export_name(project, "${Environment}", key))
+    value = f'{{"Fn::ImportValue": {{"Fn::Sub": {name}}}}}'
+    return f'{{"Fn::Split": [",", {value}]}}' if split else value
+
+
+def uses(action: str) -> str:
+    """`owner/repo@sha # vX.Y.Z` for an action pipec's workflows use."""
+    repository, sha, version = ACTIONS[action]
+    return f"{repository}@{sha} # {version}"
+
+
+def github_expression(expression: str) -> str:
+    """A GitHub Actions expression, e.g. gh("github.sha") -> ${{ github.sha }}."""
+    return "${{ " + expression + " }}"
+
+
+# ---------------------------------------------------------------- parsing back
+
+
+def parse_back(artifact: Artifact) -> Any:
+    """Parse a rendered file; a template bug fails the build here instead of reaching AWS or GitHub."""
+    import yaml
+
+    try:
+        if artifact.path.endswith(".json"):
+            return json.loads(artifact.text)
+        if artifact.path.endswith((".yaml", ".yml")):
+            return yaml.load(artifact.text, Loader=_loader())
+    except (ValueError, yaml.YAMLError) as exc:
+        raise fail("PC307", f"{artifact.path} does not parse back: {exc}",
+                   hint="this is a bug in pipec's templates", exit_code=ExitCode.INTERNAL) from None
+    return None
+
+
+@cache
+def _loader() -> type:
+    """A safe YAML loader that reads CloudFormation's short tags (!Ref, !Sub, ...) as {"Fn::X": value}."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    def intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        if suffix == "Ref":
+            return {"Ref": value}
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+        return {f"Fn::{suffix}": value}
+
+    Loader.add_multi_constructor("!", intrinsic)
+    # GitHub's `on:` key must stay a string; the safe loader's YAML 1.1 bool resolver would make it True.
+    Loader.yaml_implicit_resolvers = {
+        k: [(tag, regexp) for tag, regexp in v if tag != "tag:yaml.org,2002:bool"]
+        for k, v in base.yaml_implicit_resolvers.items()
+    }
+    return Loader

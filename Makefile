@@ -31,7 +31,7 @@ $(CHECKOV)/bin/checkov: requirements/checkov.lock
 	@touch $@
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check compiler tests bench
+	$(BIN)/ruff check compiler tests
 
 # mypy reads the package as `pipec` through a link, since its source folder is named compiler/.
 typecheck: $(VENV)/.dev

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipec import emit
+from pipec import emit, gitrepo
 from pipec.artifacts import GENERATED, Artifact
 from pipec.diagnostics import Diagnostic
-from pipec.load import load
+from pipec.diff import Report, compare
+from pipec.load import Document, load, load_bytes
 from pipec.plan import Plan, make_plan
 from pipec.render import render
 from pipec.validate import Validated, validate
@@ -50,7 +51,10 @@ class BuildResult:
 
 def compile_spec(spec_path: Path, output: Path | None = None) -> Compiled:
     """Load, validate, plan and render a spec, all in memory."""
-    document = load(spec_path)
+    return _compile(load(spec_path), spec_path, output)
+
+
+def _compile(document: Document, spec_path: Path, output: Path | None) -> Compiled:
     validated = validate(document)
     plan = make_plan(validated, emit.sha256(document.text.encode("utf-8")))
     artifacts = render(plan)
@@ -69,6 +73,17 @@ def check(spec_path: Path, output: Path | None = None) -> emit.CheckOutcome:
     """Compare what a build would write with the disk, writing nothing."""
     compiled = compile_spec(spec_path, output)
     return emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
+
+
+def diff(spec_path: Path, against: str | None = None, output: Path | None = None) -> Report:
+    """What building this spec changes: against generated/ on disk, or against the spec at a git ref."""
+    new = compile_spec(spec_path, output)
+    if against is None:
+        old_tree = emit.read_tree(new.layout)
+    else:
+        document = load_bytes(gitrepo.show(against, spec_path), f"{against}:{spec_path.name}")
+        old_tree = {a.path: a.text for a in _compile(document, spec_path, output).artifacts}
+    return compare(old_tree, {a.path: a.text for a in new.artifacts})
 
 
 def validate_only(spec_path: Path) -> tuple[Diagnostic, ...]:

@@ -116,6 +116,46 @@ def check(spec: SpecArg = Path("pipeline.yaml"), output: OutputOption = None) ->
     _execute(action)
 
 
+@app.command("lint")
+def lint_command(spec: SpecArg = Path("pipeline.yaml"), fmt: FormatOption = Format.text) -> None:
+    """Run cfn-lint on every generated template, alone and with each parameter file."""
+    from pipec import build
+    from pipec.lint import lint
+
+    def action() -> int:
+        compiled = build.compile_spec(spec)
+        found = lint(compiled.plan, compiled.artifacts)
+        report(found, sys.stdout if fmt == "json" else sys.stderr, fmt)
+        if not found and fmt == "text":
+            typer.echo("pipec lint: cfn-lint found nothing")
+        return int(ExitCode.SPEC if found else ExitCode.OK)
+    _execute(action, fmt)
+
+
+class DiffFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command()
+def diff(spec: SpecArg = Path("pipeline.yaml"),
+         against: Annotated[str | None, typer.Option("--against", help="Compare with pipeline.yaml at this git "
+                                                     "ref (e.g. main) instead of generated/ on disk.")] = None,
+         fmt: Annotated[DiffFormat, typer.Option("--format", help="text, markdown (for a pull request's "
+                                                 "summary) or json.")] = DiffFormat.text,
+         output: OutputOption = None) -> None:
+    """Show what a build would change, per environment, region and stack."""
+    from pipec import build
+    from pipec import diff as diffs
+
+    def action() -> None:
+        report = build.diff(spec, against, output)
+        printer = {"text": diffs.format_text, "markdown": diffs.format_markdown, "json": diffs.format_json}
+        typer.echo(printer[fmt.value](report), nl=False)
+    _execute(action)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of pipeline.yaml (editors use it for completion and checks)."""

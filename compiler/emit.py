@@ -7,17 +7,14 @@ Must not decide content.
 
 from __future__ import annotations
 
-import ctypes
-import difflib
 import errno
 import fcntl
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -177,10 +174,12 @@ def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout) -> N
 
 def _swap_in(want: Desired, owned: Owned, layout: Layout) -> None:
     """Build the new tree beside the old one, then exchange them with one rename."""
+    import shutil
+
     output = layout.output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{_TMP}", dir=output.parent))
+    staging: Path | None = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{_TMP}", dir=output.parent))
         for path, data in want.tree.items():
             target = staging / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +191,8 @@ def _swap_in(want: Desired, owned: Owned, layout: Layout) -> None:
             os.rename(staging, output)
             return
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         raise _os_error(exc, output) from None
     shutil.rmtree(staging, ignore_errors=True)  # now holds the old tree
 
@@ -220,6 +220,8 @@ _RENAME_EXCHANGE = 2
 
 def _exchange(new: Path, current: Path) -> None:
     """Atomically swap two folders (Linux renameat2); elsewhere, two renames with recovery."""
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
     if renameat2 is not None:
@@ -237,6 +239,8 @@ def _exchange(new: Path, current: Path) -> None:
 
 def _recover(output: Path) -> None:
     """Finish or undo what a killed build left: restore a moved-away tree, delete staging folders."""
+    import shutil
+
     parent = output.parent
     if not parent.exists():
         return
@@ -385,6 +389,8 @@ def _shown(layout: Layout, kind: str, path: str) -> str:
 
 
 def _diff(path: str, old: bytes, new: bytes) -> str:
+    import difflib
+
     old_lines = old.decode("utf-8", errors="replace").splitlines(keepends=True)
     new_lines = new.decode("utf-8", errors="replace").splitlines(keepends=True)
     lines = list(difflib.unified_diff(old_lines, new_lines, f"{path} (on disk)", f"{path} (from pipeline.yaml)",
@@ -394,6 +400,9 @@ def _diff(path: str, old: bytes, new: bytes) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def owned_files(layout: Layout) -> Mapping[str, str]:
-    """The tree files the manifest on disk lists (for diff and status)."""
-    return read_owned(layout).tree
+def read_tree(layout: Layout) -> dict[str, str]:
+    """The text of every file the manifest on disk owns, keyed like artifacts (for `pipec diff`)."""
+    owned = read_owned(layout)
+    found = {f"{GENERATED}/{path}": _read(layout.output / path) for path in owned.tree}
+    found |= {path: _read(layout.repository / path) for path in owned.external}
+    return {path: data.decode("utf-8", errors="replace") for path, data in found.items() if data is not None}

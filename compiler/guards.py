@@ -126,7 +126,7 @@ def oidc_trust(plan: Plan, parsed: Parsed) -> Iterator[Diagnostic]:
             equals = conditions.get("StringEquals") or {}
             subject = equals.get(f"{OIDC_HOST}:sub")
             if (equals.get(f"{OIDC_HOST}:aud") != "sts.amazonaws.com" or subject is None or "*" in str(subject)
-                    or set(conditions) - {"StringEquals"}):
+                    or f"repo:{plan.repository}:" not in str(subject) or set(conditions) - {"StringEquals"}):
                 yield _problem("PC305", path, f"role {name} must trust GitHub only with aud=sts.amazonaws.com "
                                "and one exact sub")
 

@@ -6,6 +6,7 @@ Templates only loop over a Plan and print it. Must not import jinja2 or boto3.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field, replace
 
@@ -131,6 +132,15 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class Release:
+    """A release built once: its version, commit, and each artifact's digest ("sha256:<hex>")."""
+
+    version: str
+    commit: str
+    digests: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ServicePlan:
     project: str
     name: str
@@ -162,6 +172,18 @@ class ServicePlan:
 
     def ledger_for(self, env: str) -> str:
         return names.ledger(self.project, env, self.name)
+
+    def release_values(self, target: Target, release: Release) -> dict[str, str]:
+        """The per-release parameters of this service's stack in one environment and region."""
+        digest = release.digests[self.artifact.name]
+        if self.artifact.is_image:
+            registry = f"{target.account}.dkr.ecr.{target.region}.amazonaws.com"
+            return {"Version": release.version, "ImageUri": f"{registry}/{self.artifact.repository}@{digest}"}
+        raw = bytes.fromhex(digest.removeprefix("sha256:"))
+        return {"Version": release.version,
+                "CodeBucket": names.bucket(self.project, target.env, target.account, target.region),
+                "CodeKey": names.zip_key(release.version, self.artifact.name),
+                "CodeSha256": base64.b64encode(raw).decode()}
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ before it leaves this stage. Must not read the spec or the disk (beyond the pack
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from pipec import __version__
-from pipec.artifacts import GENERATED, Artifact, header
-from pipec.diagnostics import ExitCode, fail
+from pipec.artifacts import GENERATED, Artifact, header, parse
 from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel, export_name
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def render(plan: Plan, extra: Callable[[Plan], list[Artifact]] | None = None) ->
     if extra is not None:
         artifacts += extra(plan)
     artifacts = [Artifact(a.path, header(a.path) + a.text) for a in artifacts]
-    parsed = {a.path: parse_back(a) for a in artifacts}
+    parsed = {a.path: parse(a) for a in artifacts}
     guards.check(plan, parsed)
     return artifacts
 
@@ -119,6 +119,7 @@ def _environment() -> jinja2.Environment:
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resources.files("pipec.templates"))),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -129,6 +130,7 @@ def _environment() -> jinja2.Environment:
     env.filters["sub"] = lambda text: "!Sub " + yaml_value(text)
     env.filters["camel"] = camel
     env.filters["gy"] = workflow_value
+    env.filters["cf"] = cloudformation_value
     env.globals["gh"] = github_expression
     env.globals["oidc_host"] = OIDC_HOST
     env.globals["imported"] = imported
@@ -138,11 +140,35 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates cached per user and pipec version (like __pycache__), when a cache folder is usable."""
+    import jinja2
+
+    if os.environ.get("PIPEC_NO_CACHE"):
+        return None
+    base = os.environ.get("PIPEC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pipec")
+    folder = os.path.join(base, f"jinja-{__version__}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(folder) if os.access(folder, os.W_OK) else None
+
+
 def yaml_value(value: Any) -> str:
     """Any spec value as a YAML scalar that cannot break or inject into its document (JSON is YAML)."""
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(yaml_value(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def cloudformation_value(value: str) -> str:
+    """A literal string inside a template. `${` would read as a substitution, so such a string is joined from
+    parts that split every `$` from its `{` (Fn::Join of literals is exactly the text)."""
+    if "${" in value:
+        return "!Join " + yaml_value(["", value.replace("${", "$\0{").split("\0")])
+    return yaml_value(value)
 
 
 def workflow_value(value: Any) -> str:
@@ -168,53 +194,3 @@ def uses(action: str) -> str:
 def github_expression(expression: str) -> str:
     """A GitHub Actions expression, e.g. gh("github.sha") -> ${{ github.sha }}."""
     return "${{ " + expression + " }}"
-
-
-# ---------------------------------------------------------------- parsing back
-
-
-def parse_back(artifact: Artifact) -> Any:
-    """Parse a rendered file; a template bug fails the build here instead of reaching AWS or GitHub."""
-    import yaml
-
-    try:
-        if artifact.path.endswith(".json"):
-            return json.loads(artifact.text)
-        if artifact.path.endswith((".yaml", ".yml")):
-            return yaml.load(artifact.text, Loader=_loader())
-    except (ValueError, yaml.YAMLError) as exc:
-        raise fail("PC307", f"{artifact.path} does not parse back: {exc}",
-                   hint="this is a bug in pipec's templates", exit_code=ExitCode.INTERNAL) from None
-    return None
-
-
-@cache
-def _loader() -> type:
-    """A safe YAML loader that reads CloudFormation's short tags (!Ref, !Sub, ...) as {"Fn::X": value}."""
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class Loader(base):  # type: ignore[misc, valid-type]
-        pass
-
-    def intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        if suffix == "Ref":
-            return {"Ref": value}
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-        return {f"Fn::{suffix}": value}
-
-    Loader.add_multi_constructor("!", intrinsic)
-    # GitHub's `on:` key must stay a string; the safe loader's YAML 1.1 bool resolver would make it True.
-    Loader.yaml_implicit_resolvers = {
-        k: [(tag, regexp) for tag, regexp in v if tag != "tag:yaml.org,2002:bool"]
-        for k, v in base.yaml_implicit_resolvers.items()
-    }
-    return Loader

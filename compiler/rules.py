@@ -155,6 +155,11 @@ _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|private_?k
 
 
 def _secret_value(doc: Document, path: tuple[str, ...], key: str, value: str, project: str) -> Found:
+    if "{{resolve:" in value:
+        yield doc.diagnostic("PC206", path, f"{key} holds a CloudFormation dynamic reference",
+                             "CloudFormation would resolve it into plain text; reference secrets under `secrets:` "
+                             "instead")
+        return
     what = next((label for pattern, label in _SECRET_PATTERNS if pattern.search(value)), None)
     if what is None and _SECRET_KEY.search(key) and _looks_random(value):
         what = f"a secret (by its name, {key})"

@@ -60,7 +60,7 @@ Command = Annotated[str, Field(min_length=1, max_length=4000)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, regex_engine="python-re")
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, regex_engine="python-re", defer_build=True)
 
 
 class Release(Model):

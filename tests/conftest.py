@@ -63,3 +63,31 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     """A folder holding a copy of the example spec as pipeline.yaml."""
     shutil.copy(EXAMPLE, tmp_path / "pipeline.yaml")
     yield tmp_path
+
+
+SPEC_NAMES = ("example", "lambda-only", "ecs-only", "single-region", "three-environments", "hostile")
+
+
+def spec_source(name: str) -> Path:
+    return EXAMPLE if name == "example" else SPECS / f"{name}.yaml"
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each spec (the example and tests/specs/*) built into a folder of its own; name -> folder."""
+    folders = {}
+    for name in SPEC_NAMES:
+        folder = tmp_path_factory.mktemp(name)
+        shutil.copy(spec_source(name), folder / "pipeline.yaml")
+        result = cli("build", "pipeline.yaml", cwd=folder)
+        assert result.exit_code == 0, f"{name}: {result.stderr}"
+        folders[name] = folder
+    return folders
+
+
+def templates_of(folder: Path) -> list[Path]:
+    return sorted((folder / "generated" / "cloudformation").rglob("*.yaml"))
+
+
+def workflows_of(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.yml") if "workflows" in p.parts)

@@ -1,0 +1,221 @@
+"""Emit stage: what a change of pipeline.yaml does, read the way a reviewer wants it (`pipec diff`).
+
+Compares two generated trees (path -> text): per environment and region, per stack, the resources added,
+removed and changed (a structural diff of the parsed templates), the parameter values changed; per workflow,
+the jobs and triggers changed; and which other files changed. Decides no content.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from pipec.artifacts import Artifact, parse
+
+Tree = dict[str, str]
+_PARAMETERS = "cloudformation/parameters/"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # added | removed | changed
+    what: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StackDiff:
+    env: str
+    region: str
+    stack: str
+    status: str  # added | removed | changed
+    template: list[Change] = field(default_factory=list)
+    parameters: list[Change] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WorkflowDiff:
+    file: str
+    status: str
+    triggers: list[Change] = field(default_factory=list)
+    jobs: list[Change] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Report:
+    stacks: list[StackDiff]
+    workflows: list[WorkflowDiff]
+    files: list[Change]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.stacks or self.workflows or self.files)
+
+
+def compare(old: Tree, new: Tree) -> Report:
+    """The reviewer's view of the difference between two generated trees."""
+    old_parsed = {path: _parse(path, text) for path, text in old.items()}
+    new_parsed = {path: _parse(path, text) for path, text in new.items()}
+    stacks = _stacks(old, new, old_parsed, new_parsed)
+    workflows = _workflows(old_parsed, new_parsed)
+    covered = {p for p in (*old, *new) if _PARAMETERS in p or "cloudformation/" in p or _is_workflow(
+        old_parsed.get(p) if p in old_parsed else new_parsed.get(p))}
+    files = [Change(_status(old.get(p), new.get(p)), p) for p in sorted({*old, *new} - covered)
+             if old.get(p) != new.get(p) and not p.endswith("manifest.json")]
+    return Report(stacks, workflows, files)
+
+
+def _parse(path: str, text: str) -> Any:
+    if not path.endswith((".yaml", ".yml", ".json")):
+        return None
+    try:
+        return parse(Artifact(path, text))
+    except Exception:  # a hand-broken file on disk still shows up as changed
+        return None
+
+
+def _status(old: object, new: object) -> str:
+    return "added" if old is None else "removed" if new is None else "changed"
+
+
+# ---------------------------------------------------------------- stacks
+
+
+def _stacks(old: Tree, new: Tree, old_parsed: dict[str, Any], new_parsed: dict[str, Any]) -> list[StackDiff]:
+    result = []
+    files = sorted({p for p in (*old, *new) if _PARAMETERS in p and p.endswith(".json")})
+    for path in files:
+        env, region, unit = PurePosixPath(path.split(_PARAMETERS, 1)[1]).with_suffix("").parts
+        template = path.split(_PARAMETERS, 1)[0] + "cloudformation/" + (
+            f"{unit}.yaml" if unit in ("bootstrap", "network") else f"services/{unit}.yaml")
+        before, after = old_parsed.get(path), new_parsed.get(path)
+        status = _status(before, after)
+        template_changes = _template(old_parsed.get(template), new_parsed.get(template)) if status == "changed" \
+            else []
+        parameter_changes = _parameters(before, after) if status == "changed" else []
+        if status != "changed" or template_changes or parameter_changes:
+            result.append(StackDiff(env, region, unit, status, template_changes, parameter_changes))
+    return sorted(result, key=lambda s: (s.env, s.region, s.stack))
+
+
+def _template(old: Any, new: Any) -> list[Change]:
+    old, new = old or {}, new or {}
+    changes = []
+    for section in ("Parameters", "Resources", "Outputs"):
+        before, after = old.get(section) or {}, new.get(section) or {}
+        noun = section[:-1].lower()
+        for name in sorted({*before, *after}):
+            a, b = before.get(name), after.get(name)
+            if a == b:
+                continue
+            present: dict[str, Any] = b if isinstance(b, dict) else a if isinstance(a, dict) else {}
+            label = f"{noun} {name}" + (f" ({present.get('Type')})" if section == "Resources" else "")
+            if a is None or b is None:
+                changes.append(Change(_status(a, b), label))
+            else:
+                changes.append(Change("changed", label, ", ".join(_differing_keys(a, b))))
+    return changes
+
+
+def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the (at most two levels deep) keys whose values differ."""
+    if not (isinstance(a, dict) and isinstance(b, dict)) or prefix.count(".") >= 2:
+        return [prefix.rstrip(".") or "value"]
+    keys = []
+    for key in sorted({*a, *b}):
+        if a.get(key) != b.get(key):
+            keys += _differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+    return keys
+
+
+def _parameters(old: Any, new: Any) -> list[Change]:
+    before = {p["ParameterKey"]: p["ParameterValue"] for p in old or []}
+    after = {p["ParameterKey"]: p["ParameterValue"] for p in new or []}
+    changes = []
+    for key in sorted({*before, *after}):
+        a, b = before.get(key), after.get(key)
+        if a != b:
+            shown = f"{'-' if a is None else a} -> {'-' if b is None else b}"
+            changes.append(Change(_status(a, b), key, shown))
+    return changes
+
+
+# ---------------------------------------------------------------- workflows
+
+
+def _is_workflow(data: Any) -> bool:
+    return isinstance(data, dict) and "jobs" in data and "on" in data
+
+
+def _workflows(old: dict[str, Any], new: dict[str, Any]) -> list[WorkflowDiff]:
+    result = []
+    for path in sorted({p for p, d in (*old.items(), *new.items()) if _is_workflow(d)}):
+        a, b = old.get(path), new.get(path)
+        status = _status(a, b)
+        if a == b:
+            continue
+        triggers = _keyed((a or {}).get("on"), (b or {}).get("on"), "trigger") if status == "changed" else []
+        jobs = _keyed((a or {}).get("jobs"), (b or {}).get("jobs"), "job") if status == "changed" else []
+        result.append(WorkflowDiff(path, status, triggers, jobs))
+    return result
+
+
+def _keyed(a: Any, b: Any, noun: str) -> list[Change]:
+    a = a if isinstance(a, dict) else {}
+    b = b if isinstance(b, dict) else {}
+    return [Change(_status(a.get(k), b.get(k)), f"{noun} {k}", ", ".join(_differing_keys(a.get(k), b.get(k))))
+            for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+
+
+# ---------------------------------------------------------------- formats
+
+_MARK = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _line(change: Change) -> str:
+    return f"{_MARK[change.kind]} {change.what}" + (f": {change.detail}" if change.detail else "")
+
+
+def format_text(report: Report) -> str:
+    if report.empty:
+        return "pipec diff: no changes\n"
+    lines = []
+    for stack in report.stacks:
+        lines.append(f"{stack.env} {stack.region} {stack.stack}: stack {stack.status}")
+        lines += [f"    {_line(c)}" for c in [*stack.template, *stack.parameters]]
+    for workflow in report.workflows:
+        lines.append(f"workflow {workflow.file}: {workflow.status}")
+        lines += [f"    {_line(c)}" for c in [*workflow.triggers, *workflow.jobs]]
+    lines += [f"{_line(c)}" for c in report.files]
+    return "\n".join(lines) + "\n"
+
+
+def format_markdown(report: Report) -> str:
+    lines = ["## What this change does to the pipeline", ""]
+    if report.empty:
+        return "\n".join([*lines, "No change to any environment, workflow or generated file.", ""])
+    by_env: dict[str, list[StackDiff]] = {}
+    for stack in report.stacks:
+        by_env.setdefault(stack.env, []).append(stack)
+    for env, stacks in by_env.items():
+        lines += [f"### {env}", "", "| region | stack | change |", "|---|---|---|"]
+        for stack in stacks:
+            details = [_line(c).replace("|", "\\|") for c in [*stack.template, *stack.parameters]]
+            lines.append(f"| {stack.region} | {stack.stack} | {stack.status}"
+                         + ("<br>" + "<br>".join(f"`{d}`" for d in details) if details else "") + " |")
+        lines.append("")
+    if report.workflows:
+        lines += ["### Workflows", ""]
+        for workflow in report.workflows:
+            lines.append(f"- `{workflow.file}` {workflow.status}")
+            lines += [f"  - `{_line(c)}`" for c in [*workflow.triggers, *workflow.jobs]]
+        lines.append("")
+    if report.files:
+        lines += ["### Other generated files", ""] + [f"- `{_line(c)}`" for c in report.files] + [""]
+    return "\n".join(lines)
+
+
+def format_json(report: Report) -> str:
+    return json.dumps(asdict(report), indent=2) + "\n"

@@ -1,0 +1,211 @@
+"""The CloudFormation target: validators, parity between environments, guards, and literal spec values."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipec import guards
+from pipec.artifacts import Artifact, parse
+from pipec.build import compile_spec
+from pipec.diagnostics import PipecError
+from pipec.lint import lint
+from tests import validators
+from tests.conftest import SPEC_NAMES, spec_source, templates_of
+
+
+@pytest.mark.slow
+def test_cfn_lint_and_checkov_report_nothing(built: dict[str, Path], tmp_path: Path) -> None:
+    templates = [t for folder in built.values() for t in templates_of(folder)]
+    verdict = validators.cfn_lint(templates)
+    assert verdict.ok, verdict
+    scratch = tmp_path / "cfn"
+    scratch.mkdir()
+    for i, template in enumerate(templates):
+        (scratch / f"{i}-{template.name}").write_text(template.read_text())
+    verdict = validators.checkov(scratch, "cloudformation")
+    assert verdict.ok, verdict
+    assert "Failed checks: 0" in verdict.output or "Passed checks" in verdict.output or verdict.output == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_cfn_lint_with_every_parameter_file(name: str, built: dict[str, Path]) -> None:
+    compiled = compile_spec(built[name] / "pipeline.yaml")
+    assert lint(compiled.plan, compiled.artifacts) == []
+
+
+def test_cfn_lint_with_parameters_does_find_problems(built: dict[str, Path]) -> None:
+    """The lint above can fail: a parameter file with a bad value is reported at its line."""
+    compiled = compile_spec(built["ecs-only"] / "pipeline.yaml")
+    broken = [Artifact(a.path, a.text.replace('"ParameterValue": "2048"', '"ParameterValue": "3000"'))
+              if a.path.endswith("production/us-west-2/web.json") else a for a in compiled.artifacts]
+    plan = _with_value(compiled.plan, "web", -1, "Cpu", "3000")
+    found = lint(plan, broken)
+    assert [d.code for d in found] == ["cfn-lint E2900"]
+    assert found[0].file.endswith("production/us-west-2/web.json")
+
+
+def _with_value(plan: Any, service: str, index: int, key: str, value: str) -> Any:
+    """The plan with one parameter value of one stack of a service replaced."""
+    found = plan.service(service)
+    stacks = list(found.stacks)
+    stacks[index] = replace(stacks[index], values=tuple((k, value if k == key else v) for k, v in stacks[index].values))
+    services = tuple(replace(s, stacks=tuple(stacks)) if s.name == service else s for s in plan.services)
+    return replace(plan, services=services)
+
+
+def _skips(template: dict[str, Any]) -> list[tuple[str, str, str]]:
+    found = []
+    for name, resource in template.get("Resources", {}).items():
+        for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", []):
+            found.append((name, skip["id"], skip.get("comment", "")))
+    return found
+
+
+def test_every_inline_skip_carries_a_reason(built: dict[str, Path]) -> None:
+    skips = []
+    for folder in built.values():
+        for template in templates_of(folder):
+            skips += _skips(parse(Artifact(template.as_posix(), template.read_text())))
+    assert skips
+    assert all(len(comment) > 20 for _, _, comment in skips), skips
+    assert {check for _, check, _ in skips} <= {"CKV_AWS_18", "CKV_AWS_258", "CKV_AWS_260", "CKV_AWS_2",
+                                                 "CKV_AWS_103", "CKV_AWS_115", "CKV_AWS_116"}
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_parity_one_template_per_service_and_parameter_files_differ_only_in_values(
+        name: str, built: dict[str, Path]) -> None:
+    compiled = compile_spec(built[name] / "pipeline.yaml")
+    generated = built[name] / "generated"
+    environments = [e.name for e in compiled.plan.environments]
+    for service in compiled.plan.services:
+        template = generated / "cloudformation" / "services" / f"{service.name}.yaml"
+        text = template.read_text()
+        data = parse(Artifact(template.as_posix(), text))
+        assert "Conditions" not in data
+        for env in environments:
+            assert not re.search(rf"\b{re.escape(env)}\b", text.split("Resources:", 1)[1]), (service.name, env)
+        files = sorted((generated / "cloudformation" / "parameters").glob(f"*/*/{service.name}.json"))
+        assert len(files) == sum(len(e.regions) for e in compiled.plan.environments)
+        keys = {tuple(item["ParameterKey"] for item in json.loads(f.read_text())) for f in files}
+        assert len(keys) == 1, keys
+        declared = set(data["Parameters"]) - {"Version", "ImageUri", "CodeBucket", "CodeKey", "CodeSha256"}
+        assert set(next(iter(keys))) == declared
+    # Exactly one template per service, whatever the number of environments and regions.
+    assert sorted(p.stem for p in (generated / "cloudformation" / "services").glob("*.yaml")) == sorted(
+        s.name for s in compiled.plan.services)
+
+
+def test_environments_differ_in_scaling_and_config_only(built: dict[str, Path]) -> None:
+    generated = built["example"] / "generated" / "cloudformation" / "parameters"
+    staging = dict((i["ParameterKey"], i["ParameterValue"]) for i in
+                   json.loads((generated / "staging" / "us-east-1" / "api.json").read_text()))
+    production = dict((i["ParameterKey"], i["ParameterValue"]) for i in
+                      json.loads((generated / "production" / "eu-west-1" / "api.json").read_text()))
+    differing = {k for k in staging if staging[k] != production[k]}
+    assert differing == {"Environment", "CertificateArn", "Cpu", "Memory", "MinCount", "MaxCount", "EnvLogLevel"}
+
+
+def test_hostile_values_stay_literal(built: dict[str, Path]) -> None:
+    spec = yaml.safe_load(spec_source("hostile").read_text())
+    template = built["hostile"] / "generated" / "cloudformation" / "services" / "web.yaml"
+    data = parse(Artifact(template.as_posix(), template.read_text()))
+    container = data["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    values = {}
+    for item in container["Environment"]:
+        value = item["Value"]
+        if isinstance(value, dict) and "Fn::Join" in value:
+            value = "".join(value["Fn::Join"][1])
+        values[item["Name"]] = value
+    for name, expected in spec["services"]["web"]["env"].items():
+        if name == "INJECT_YAML":
+            assert values[name] == {"Ref": "EnvInjectYaml"}
+        else:
+            assert values[name] == expected, name
+    files = built["hostile"] / "generated" / "cloudformation" / "parameters"
+    production = json.loads((files / "production" / "us-east-1" / "web.json").read_text())
+    assert {"ParameterKey": "EnvInjectYaml", "ParameterValue": "prod: yes\n..."} in production
+
+
+# ---------------------------------------------------------------- guards
+
+
+def _parsed(name: str = "example") -> tuple[Any, dict[str, Any]]:
+    compiled = compile_spec(spec_source(name))
+    return compiled.plan, {a.path: parse(a) for a in compiled.artifacts}
+
+
+def _guard_codes(plan: Any, parsed: dict[str, Any]) -> list[str]:
+    with pytest.raises(PipecError) as caught:
+        guards.check(plan, parsed)
+    return sorted({d.code for d in caught.value.diagnostics})
+
+
+def test_guards_pass_on_real_output() -> None:
+    plan, parsed = _parsed()
+    guards.check(plan, parsed)
+
+
+@pytest.mark.parametrize(("template", "mutate", "code"), [
+    ("webhooks", lambda t: t["Resources"]["LiveAlias"]["Properties"].__setitem__("FunctionVersion", "$LATEST"),
+     "PC301"),
+    ("webhooks", lambda t: t["Resources"]["FunctionVersion"]["Properties"].__setitem__("Description", "fixed"),
+     "PC301"),
+    ("webhooks", lambda t: t["Resources"]["DeploymentGroup"]["Properties"]["DeploymentStyle"].__setitem__(
+        "DeploymentType", "IN_PLACE"), "PC302"),
+    ("webhooks", lambda t: t["Resources"]["DeploymentGroup"]["Properties"]["AlarmConfiguration"].__setitem__(
+        "Alarms", []), "PC302"),
+    ("api", lambda t: t["Resources"]["Service"]["Properties"].__setitem__(
+        "DeploymentController", {"Type": "CODE_DEPLOY"}), "PC303"),
+    ("worker", lambda t: t["Resources"]["Service"]["Properties"]["DeploymentConfiguration"][
+        "DeploymentCircuitBreaker"].__setitem__("Rollback", False), "PC303"),
+    ("api", lambda t: t.__setitem__("Conditions", {"IsProduction": {"Fn::Equals": ["a", "b"]}}), "PC306"),
+])
+def test_each_guard_catches_its_mistake(template: str, mutate: Any, code: str) -> None:
+    plan, parsed = _parsed()
+    path = f"generated/cloudformation/services/{template}.yaml"
+    parsed[path] = copy.deepcopy(parsed[path])
+    mutate(parsed[path])
+    assert _guard_codes(plan, parsed) == [code]
+
+
+_AUD = "token.actions.githubusercontent.com:aud"
+_SUB = "token.actions.githubusercontent.com:sub"
+
+
+@pytest.mark.parametrize("condition", [
+    {"StringLike": {_AUD: "sts.amazonaws.com", _SUB: "repo:stiggio/pricing-api:*"}},
+    {"StringEquals": {_SUB: {"Fn::Sub": "repo:stiggio/pricing-api:environment:${Environment}"}}},
+    {"StringEquals": {_AUD: "sts.amazonaws.com", _SUB: {"Fn::Sub": "repo:other/repo:environment:${Environment}"}}},
+])
+def test_the_oidc_guard_wants_aud_and_an_exact_sub(condition: dict[str, Any]) -> None:
+    plan, parsed = _parsed()
+    path = "generated/cloudformation/bootstrap.yaml"
+    parsed[path] = copy.deepcopy(parsed[path])
+    parsed[path]["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0][
+        "Condition"] = condition
+    assert _guard_codes(plan, parsed) == ["PC305"]
+
+
+def test_the_fargate_guard_reads_the_parameter_values() -> None:
+    plan, parsed = _parsed()
+    assert _guard_codes(_with_value(plan, "api", 0, "Memory", "4096"), parsed) == ["PC304"]
+
+
+def test_deploy_roles_trust_only_their_environment(built: dict[str, Path]) -> None:
+    template = built["example"] / "generated" / "cloudformation" / "bootstrap.yaml"
+    data = parse(Artifact(template.as_posix(), template.read_text()))
+    trust = data["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Condition"] == {"StringEquals": {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": {"Fn::Sub": "repo:stiggio/pricing-api:environment:${Environment}"},
+    }}

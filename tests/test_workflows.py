@@ -1,0 +1,171 @@
+"""The GitHub Actions target: validators, the release order, environments and roles, injection safety."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec.artifacts import Artifact, parse
+from tests import validators
+from tests.conftest import REPO, workflows_of
+
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}")
+# Every expression pipec writes reads a context it controls, never text an outsider can set.
+SAFE = re.compile(r"^ ?('\$\{\{'|steps\.next\.outputs\.version|steps\.publish\.outputs\.digest|"
+                  r"needs\.[a-z0-9-]+\.outputs\.(version|digest)|matrix\.(region|url|environment|role)|"
+                  r"github\.token|github\.base_ref|github\.event\.pull_request\.number|always\(\)|"
+                  r"inputs\.(environment|service|version)|inputs\.environment == '[a-z0-9-]+') ?$")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = parse(Artifact(path.as_posix(), path.read_text()))
+    assert isinstance(data, dict)
+    return data
+
+
+def _workflow(folder: Path, name: str) -> dict[str, Any]:
+    [path] = [p for p in workflows_of(folder) if p.name == f"{name}.yml"]
+    return _load(path)
+
+
+@pytest.mark.slow
+def test_the_validators_report_nothing(built: dict[str, Path], tmp_path: Path) -> None:
+    workflows = [w for folder in built.values() for w in workflows_of(folder)]
+    workflows.append(REPO / ".github" / "workflows" / "ci.yml")
+    assert len(workflows) > 20
+    failures = [str(v) for v in validators.all_workflow_validators(workflows, tmp_path / "wf") if not v.ok]
+    assert failures == []
+
+
+@pytest.mark.slow
+def test_the_composite_action_is_valid_and_clean() -> None:
+    action = REPO / "action.yml"
+    assert validators._run("zizmor", [validators._tool("zizmor"), "--offline", "--no-progress", str(action)]).ok
+    verdict = validators._run("check-jsonschema", [validators._tool("check-jsonschema"), "--builtin-schema",
+                                                   "vendor.github-actions", str(action)])
+    assert verdict.ok, verdict
+
+
+def test_every_expression_reads_a_safe_context(built: dict[str, Path]) -> None:
+    for folder in built.values():
+        for workflow in workflows_of(folder):
+            for expression in EXPRESSION.findall(workflow.read_text()):
+                assert SAFE.match(expression), (workflow, expression)
+
+
+def test_hostile_values_are_defused(built: dict[str, Path]) -> None:
+    release = _workflow(built["hostile"], "release")
+    steps = release["jobs"]["e2e-staging"]["steps"]
+    commands = [s["env"]["COMMAND"] for s in steps if "COMMAND" in s.get("env", {})]
+    assert commands == [
+        "npm ci && echo ${{ '${{' }} secrets.GITHUB_TOKEN }}",
+        "curl -H 'X-Title: ${{ '${{' }} github.event.pull_request.title }}' \"$BASE_URL\"; echo $(cat /etc/passwd)",
+    ]
+    # The command runs from the environment; the script GitHub sees never changes.
+    assert {s["run"] for s in steps if "COMMAND" in s.get("env", {})} == {'bash -eo pipefail -c "$COMMAND"'}
+    build = release["jobs"]["build-tool-zip"]["steps"]
+    assert any("$(whoami)" in s.get("env", {}).get("COMMAND", "") for s in build)
+    sanity = _workflow(built["hostile"], "sanity")
+    assert "\n---\non: push" in sanity["jobs"]["sanity"]["steps"][-1]["env"]["COMMAND"]
+
+
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _ancestors(jobs: dict[str, Any], name: str) -> set[str]:
+    found: set[str] = set()
+    stack = _needs(jobs[name])
+    while stack:
+        job = stack.pop()
+        if job not in found:
+            found.add(job)
+            stack += _needs(jobs[job])
+    return found
+
+
+@pytest.mark.parametrize("name", ["example", "three-environments", "ecs-only"])
+def test_the_release_builds_once_and_promotes_in_order(name: str, built: dict[str, Path]) -> None:
+    from pipec.build import compile_spec
+
+    plan = compile_spec(built[name] / "pipeline.yaml").plan
+    release = _workflow(built[name], "release")
+    jobs = release["jobs"]
+    assert release["on"] == {"push": {"branches": [plan.branch]}}
+    builds = [j for j in jobs if j.startswith("build-")]
+    assert sorted(builds) == sorted(f"build-{a.name}" for a in plan.artifacts)  # one job per artifact
+    deploys = [j for j in jobs if j.startswith("deploy-")]
+    assert deploys == [f"deploy-{e.name}" for e in plan.environments]
+    for job in jobs.values():
+        assert job["name"] and job["timeout-minutes"] > 0 and "permissions" in job
+    for deploy in deploys:
+        assert set(builds) | {"bundle", "version"} <= _ancestors(jobs, deploy)
+        assert not any(b in _ancestors(jobs, b) for b in builds)
+    for previous, env in zip(plan.environments, plan.environments[1:], strict=False):
+        gate = f"e2e-{previous.name}" if plan.e2e else f"deploy-{previous.name}"
+        assert gate in _needs(jobs[f"deploy-{env.name}"])
+    for env in plan.environments:
+        job = jobs[f"deploy-{env.name}"]
+        assert job["environment"] == env.name
+        assert job["strategy"]["matrix"]["region"] == list(env.regions)
+        [assume] = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+        assert assume["with"]["role-to-assume"] == f"arn:aws:iam::{env.account}:role/{plan.project}-{env.name}-deploy"
+        assert job["permissions"] == {"contents": "read", "id-token": "write"}
+        assert job["concurrency"] == {"group": f"{plan.project}-{env.name}-${{{{ matrix.region }}}}",
+                                      "cancel-in-progress": False}
+        assert any(s.get("run", "").startswith(f"pipec deploy --env {env.name}") for s in job["steps"])
+        if plan.e2e:
+            e2e = jobs[f"e2e-{env.name}"]
+            assert _needs(e2e) == ["version", f"deploy-{env.name}"]
+            assert "environment" not in e2e
+            assert e2e["env"]["EXPECTED_VERSION"] == "${{ needs.version.outputs.version }}"
+
+
+def test_rollback_checks_its_inputs_and_shares_the_deploy_groups(built: dict[str, Path]) -> None:
+    rollback = _workflow(built["example"], "rollback")
+    release = _workflow(built["example"], "release")
+    inputs = rollback["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["options"] == ["staging", "production"]
+    assert inputs["service"]["options"] == ["all", "api", "worker", "usage-report", "webhooks"]
+    check = rollback["jobs"]["inputs"]["steps"][0]["run"]
+    assert "grep -Eqx 'previous|(0|[1-9][0-9]*)" in check
+    for env in ("staging", "production"):
+        job = rollback["jobs"][f"rollback-{env}"]
+        assert job["needs"] == "inputs"
+        assert job["environment"] == env
+        assert job["concurrency"] == release["jobs"][f"deploy-{env}"]["concurrency"]
+        assert "${{" not in job["steps"][-1]["run"]
+
+
+def test_sanity_never_waits_for_an_approval(built: dict[str, Path]) -> None:
+    sanity = _workflow(built["example"], "sanity")
+    job = sanity["jobs"]["sanity"]
+    assert "environment" not in job
+    assert sanity["on"]["schedule"] == [{"cron": "*/30 * * * *"}]
+    roles = {entry["role"] for entry in job["strategy"]["matrix"]["include"]}
+    assert roles == {"arn:aws:iam::111111111111:role/stigg-staging-sanity",
+                     "arn:aws:iam::222222222222:role/stigg-production-sanity"}
+    regions = [(e["environment"], e["region"]) for e in job["strategy"]["matrix"]["include"]]
+    assert regions == [("staging", "us-east-1"), ("production", "us-east-1"), ("production", "eu-west-1")]
+
+
+def test_pull_request_workflow_checks_and_summarizes(built: dict[str, Path]) -> None:
+    workflow = _workflow(built["example"], "pull-request")
+    runs = [s.get("run", "") for s in workflow["jobs"]["check"]["steps"]]
+    assert "pipec check" in runs
+    assert 'pipec diff --against "origin/${BASE_REF}" --format markdown >> "$GITHUB_STEP_SUMMARY"' in runs
+    assert workflow["jobs"]["check"]["permissions"] == {"contents": "read"}
+
+
+def test_every_action_is_pinned_with_its_version(built: dict[str, Path]) -> None:
+    for folder in built.values():
+        for workflow in workflows_of(folder):
+            for line in workflow.read_text().splitlines():
+                if "uses:" in line:
+                    assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
+                if "actions/checkout" in line:
+                    assert "persist-credentials: false" in workflow.read_text()

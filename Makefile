@@ -31,7 +31,7 @@ $(CHECKOV)/bin/checkov: requirements/checkov.lock
 	@touch $@
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check compiler tests
+	$(BIN)/ruff check compiler tests demo
 
 # mypy reads the package as `pipec` through a link, since its source folder is named compiler/.
 typecheck: $(VENV)/.dev

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipec import emit, gitrepo
 from pipec.artifacts import GENERATED, Artifact
-from pipec.diagnostics import Diagnostic
+from pipec.diagnostics import Diagnostic, fail
 from pipec.diff import Report, compare
 from pipec.load import Document, load, load_bytes
 from pipec.plan import Plan, make_plan
@@ -84,6 +84,25 @@ def diff(spec_path: Path, against: str | None = None, output: Path | None = None
         document = load_bytes(gitrepo.show(against, spec_path), f"{against}:{spec_path.name}")
         old_tree = {a.path: a.text for a in _compile(document, spec_path, output).artifacts}
     return compare(old_tree, {a.path: a.text for a in new.artifacts})
+
+
+def compile_checked(spec_path: Path) -> Compiled:
+    """Compile a spec and insist that the committed generated/ matches it (releases must be consistent)."""
+    compiled = compile_spec(spec_path)
+    outcome = emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
+    if not outcome.ok:
+        raise fail("PC605", f"{len(outcome.findings)} generated file(s) do not match {spec_path.name}",
+                   hint="run `pipec build` and commit generated/ first; `pipec check` lists the files")
+    return compiled
+
+
+def validated(spec_path: Path) -> Validated:
+    return validate(load(spec_path))
+
+
+def validated_plan(spec_path: Path) -> Plan:
+    """The plan of a spec, without rendering (what the AWS commands need)."""
+    return make_plan(validated(spec_path))
 
 
 def validate_only(spec_path: Path) -> tuple[Diagnostic, ...]:

@@ -184,6 +184,152 @@ def explain(code: Annotated[str, typer.Argument(help="A diagnostic code such as 
     _execute(lambda: typer.echo(explain_code(code)))
 
 
+# ---------------------------------------------------------------- releases and AWS
+
+version_app = typer.Typer(help="Release versions from git tags and conventional commits.", no_args_is_help=True)
+app.add_typer(version_app, name="version")
+
+
+@version_app.command("next")
+def version_next(spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Print the next release version (without the tag prefix)."""
+    _execute(lambda: typer.echo(_versions(spec).next))
+
+
+@version_app.command("current")
+def version_current(spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Print the last release version; exit 1 when there is none yet."""
+    from pipec.diagnostics import fail
+
+    def action() -> None:
+        current = _versions(spec).current
+        if current is None:
+            raise fail("PC606", "no release tag yet", hint="the first release will be the spec's initial_version")
+        typer.echo(current)
+    _execute(action)
+
+
+def _versions(spec: Path):  # type: ignore[no-untyped-def]
+    from pipec import build, versions
+
+    release = build.validated(spec).spec.release
+    return versions.compute(release.tag_prefix, release.initial_version, spec.resolve().parent)
+
+
+EnvOption = Annotated[str, typer.Option("--env", "-e", help="Environment name.")]
+ServiceOption = Annotated[str | None, typer.Option("--service", "-s", help="One service (default: all).")]
+RegionOption = Annotated[str | None, typer.Option("--region", "-r", help="One region (default: all of the "
+                                                  "environment's).")]
+
+
+class StatusFormat(StrEnum):
+    table = "table"
+    json = "json"
+    version = "version"
+
+
+@app.command()
+def bundle(version: Annotated[str, typer.Option("--version", help="The release version, e.g. 1.4.2.")],
+           commit: Annotated[str, typer.Option("--commit", help="The commit the release was built from.")],
+           artifact: Annotated[list[str], typer.Option("--artifact", help="NAME=sha256:HEX, for every artifact.")],
+           spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Publish the release bundle: the generated tree and a record of the artifacts' digests."""
+    from pipec import build
+    from pipec.aws import bundle as bundles
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        compiled = build.compile_checked(spec)
+        digests = dict(item.split("=", 1) for item in artifact if "=" in item)
+        bundles.publish(Aws(), compiled.plan, compiled.artifacts, version, commit, digests, typer.echo)
+    _execute(action)
+
+
+@app.command()
+def bootstrap(env: EnvOption, region: RegionOption = None, spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Create or update an environment's bootstrap and network stacks (with administrator credentials)."""
+    from pipec import build
+    from pipec.aws import deploy as deploys
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        compiled = build.compile_checked(spec)
+        deploys.bootstrap(Aws(), compiled.plan, compiled.artifacts, env, region, typer.echo)
+    _execute(action)
+
+
+@app.command()
+def deploy(env: EnvOption, version: Annotated[str, typer.Option("--version", help="The release to deploy.")],
+           service: ServiceOption = None, region: RegionOption = None,
+           spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Deploy a release to an environment through change sets, and record it in the ledger."""
+    from pipec import build
+    from pipec.aws import deploy as deploys
+    from pipec.aws.session import Aws
+
+    request = deploys.Request(env, version, service, region)
+    _execute(lambda: deploys.deploy(Aws(), build.validated_plan(spec), request, typer.echo))
+
+
+@app.command()
+def rollback(env: EnvOption,
+             to: Annotated[str, typer.Option("--to", help="A version, or previous (the last different version "
+                                             "in the ledger).")] = "previous",
+             service: ServiceOption = None, region: RegionOption = None,
+             spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Redeploy an earlier release exactly as it was recorded."""
+    from pipec import build
+    from pipec.aws import deploy as deploys
+    from pipec.aws.session import Aws
+
+    request = deploys.Request(env, to, service, region, action="rollback")
+    _execute(lambda: deploys.deploy(Aws(), build.validated_plan(spec), request, typer.echo))
+
+
+@app.command()
+def status(env: Annotated[str | None, typer.Option("--env", "-e", help="One environment (default: all).")] = None,
+           region: RegionOption = None,
+           fmt: Annotated[StatusFormat, typer.Option("--format", help="table, json, or version (the newest "
+                                                     "version running, for checks).")] = StatusFormat.table,
+           spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Show which version of which service runs in which environment and region."""
+    from pipec import build
+    from pipec.aws import report
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        notes: list[str] = []
+        rows = report.status(Aws(), build.validated_plan(spec), env, region, notes)
+        for note in notes:
+            sys.stderr.write(f"pipec: {note}\n")
+        if fmt == StatusFormat.version:
+            typer.echo(report.newest_version(rows))
+        elif fmt == StatusFormat.json:
+            typer.echo(report.as_json(rows), nl=False)
+        else:
+            typer.echo(report.table(rows, ["env", "region", "service", "version", "commit", "at", "by", "stack"]),
+                       nl=False)
+    _execute(action)
+
+
+@app.command()
+def history(env: EnvOption, service: ServiceOption = None, region: RegionOption = None,
+            fmt: Annotated[Format, typer.Option("--format", help="text (a table) or json.")] = Format.text,
+            spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """List the recorded deployments of an environment, newest first."""
+    from pipec import build
+    from pipec.aws import report
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        rows = report.history(Aws(), build.validated_plan(spec), env, service, region)
+        if fmt == Format.json:
+            typer.echo(report.as_json(rows), nl=False)
+        else:
+            typer.echo(report.table(rows, ["at", "region", "service", "action", "version", "commit", "by"]), nl=False)
+    _execute(action)
+
+
 def run() -> None:
     try:
         app()

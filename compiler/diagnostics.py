@@ -60,8 +60,9 @@ class Diagnostic:
             return self.file
         return f"{self.file}:{self.line}:{self.column}"
 
-    def sort_key(self) -> tuple[str, int, int, str, str]:
-        return (self.file, self.line, self.column, self.code, self.message)
+    def sort_key(self) -> tuple[str, int, int]:
+        """By place; diagnostics at the same place keep the order they were found in (sorting is stable)."""
+        return (self.file, self.line, self.column)
 
 
 class PipecError(Exception):

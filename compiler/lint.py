@@ -29,7 +29,7 @@ def lint(plan: Plan, artifacts: list[Artifact]) -> list[Diagnostic]:
         for parameters in ([], sets):
             matches = cfn_lint(texts[template], config=ManualArgs(regions=regions, parameters=parameters))
             found += [_diagnostic(template, m) for m in matches]
-    return sorted(set(found), key=Diagnostic.sort_key)
+    return sorted(dict.fromkeys(found), key=Diagnostic.sort_key)
 
 
 def _stacks_by_template(plan: Plan) -> dict[str, list[Stack]]:
@@ -42,8 +42,20 @@ def _stacks_by_template(plan: Plan) -> dict[str, list[Stack]]:
     return grouped
 
 
+# What CloudFormation reads from SSM for each SSM-typed parameter, as a plausible sample: cfn-lint would
+# otherwise check the parameter's name (/pipec/...) as if it were the value.
+_RESOLVED = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "PublicSubnets": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    "PrivateSubnets": ["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"],
+    "AlertTopicArn": "arn:aws:sns:us-east-1:123456789012:alerts",
+    "KeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+    "LogBucket": "logs-123456789012-us-east-1",
+}
+
+
 def _values(plan: Plan, stack: Stack) -> dict[str, Any]:
-    values: dict[str, Any] = dict(stack.values)
+    values: dict[str, Any] = {k: _RESOLVED.get(k, v) if v.startswith("/pipec/") else v for k, v in stack.values}
     for service in plan.services:
         if service.template == stack.template:
             digests = {service.artifact.name: "sha256:" + "0" * 64}

@@ -7,6 +7,7 @@ Templates only loop over a Plan and print it. Must not import jinja2 or boto3.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 
@@ -391,17 +392,27 @@ def _bootstrap_stack(spec: Spec, env: str, target: Target) -> Stack:
 
 def _network_stack(spec: Spec, env: str, target: Target) -> Stack:
     network = _network(spec, env, target.region)
-    prefix = int(network.cidr.split("/")[1]) if network.managed else 16
+    subnets = _subnets(network.cidr) if network.managed else ["", "", "", ""]
     values = {
         "Environment": env,
         "VpcCidr": network.cidr if network.managed else "",
-        "SubnetBits": str(32 - (prefix + 2)),
+        "PublicCidrA": subnets[0],
+        "PublicCidrB": subnets[1],
+        "PrivateCidrA": subnets[2],
+        "PrivateCidrB": subnets[3],
         "ExistingVpcId": network.vpc,
         "ExistingPublicSubnets": ",".join(network.public_subnets),
         "ExistingPrivateSubnets": ",".join(network.private_subnets),
+        "KeyArn": shared_parameter(spec.project, env, "kms/key-arn"),
     }
     return Stack(names.stack(spec.project, env, "network"), f"{CLOUDFORMATION}/network.yaml",
                  _parameter_file(env, target.region, "network"), target, tuple(values.items()))
+
+
+def _subnets(cidr: str) -> list[str]:
+    """The managed VPC split in four equal subnets: two public, then two private (one per zone)."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    return [str(subnet) for subnet in network.subnets(prefixlen_diff=2)]
 
 
 def _flag(value: bool) -> str:
@@ -478,13 +489,21 @@ def _secret(project: str, service: str, key: str, ref: str) -> SecretRef:
                      arn % ("secretsmanager", "secret:" + sub + "-??????"), f"secretsmanager:{sub}")
 
 
-# Values the bootstrap and network stacks export for the service stacks (Fn::ImportValue), by key.
-EXPORTS = ("vpc-id", "public-subnets", "private-subnets", "alert-topic-arn", "key-arn", "log-bucket")
+# Shared infrastructure that the bootstrap and network stacks publish in SSM, and that service templates read
+# through SSM-typed parameters: (parameter, type, SSM key under /pipec/<project>/<env>/).
+SHARED: tuple[tuple[str, str, str], ...] = (
+    ("VpcId", "AWS::SSM::Parameter::Value<AWS::EC2::VPC::Id>", "network/vpc-id"),
+    ("PublicSubnets", "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>", "network/public-subnets"),
+    ("PrivateSubnets", "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>", "network/private-subnets"),
+    ("AlertTopicArn", "AWS::SSM::Parameter::Value<String>", "alerts/topic-arn"),
+    ("KeyArn", "AWS::SSM::Parameter::Value<String>", "kms/key-arn"),
+    ("LogBucket", "AWS::SSM::Parameter::Value<String>", "logs/bucket"),
+)
 
 
-def export_name(project: str, env: str, key: str) -> str:
-    """Name of a CloudFormation export of the bootstrap or network stack of one environment."""
-    return f"{project}-{env}-{key}"
+def shared_parameter(project: str, env: str, key: str) -> str:
+    """Name of an SSM parameter of an environment's shared infrastructure, e.g. /pipec/stigg/staging/kms/key-arn."""
+    return f"/pipec/{project}/{env}/{key}"
 
 
 SEMVER_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
@@ -497,6 +516,10 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
         Parameter("Environment", "String", "Environment name (only used in names and tags).", r"^[a-z][a-z0-9-]*$"),
         Parameter("Version", "String", "Release version (semver), set by pipec deploy.", SEMVER_PATTERN),
     ]
+    wanted = {"VpcId", "PrivateSubnets", "AlertTopicArn", "KeyArn"} | (
+        {"PublicSubnets", "LogBucket"} if kind == "web" else set())
+    shared = [Parameter(key, kind_, f"SSM parameter of the environment's {key}, published by pipec bootstrap.")
+              for key, kind_, _ in SHARED if key in wanted]
     if artifact.is_image:
         params.append(Parameter("ImageUri", "String", "Image by digest, set by pipec deploy.",
                                 r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9/_.-]+@sha256:[0-9a-f]{64}$"))
@@ -504,6 +527,7 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
         params += [Parameter("CodeBucket", "String", "Bucket of the release's zip, set by pipec deploy."),
                    Parameter("CodeKey", "String", "Key of the release's zip, set by pipec deploy."),
                    Parameter("CodeSha256", "String", "Base64 SHA-256 of the zip, set by pipec deploy.")]
+    params += shared
     if https:
         params.append(Parameter("CertificateArn", "String", "ACM certificate of the HTTPS listener.",
                                 r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"))
@@ -529,6 +553,7 @@ def _service_stack(spec: Spec, name: str, env: EnvironmentPlan, region: str, env
     service = spec.services[name]
     project = spec.project
     values: dict[str, str] = {"Environment": env.name}
+    values |= {key: shared_parameter(project, env.name, suffix) for key, _, suffix in SHARED}
     spec_env = spec.environments[env.name]
     if spec_env.certificates:
         values["CertificateArn"] = spec_env.certificates.get(region, "")

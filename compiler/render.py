@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipec import __version__
 from pipec.artifacts import GENERATED, Artifact, header, parse
-from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel, export_name
+from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
 
 if TYPE_CHECKING:
     import jinja2
@@ -133,7 +133,6 @@ def _environment() -> jinja2.Environment:
     env.filters["cf"] = cloudformation_value
     env.globals["gh"] = github_expression
     env.globals["oidc_host"] = OIDC_HOST
-    env.globals["imported"] = imported
     env.globals["uses"] = uses
     env.globals["python_version"] = PYTHON_VERSION
     env.globals["pipec_version"] = __version__
@@ -176,13 +175,6 @@ def workflow_value(value: Any) -> str:
     if isinstance(value, str):
         value = value.replace("${{", "${{ '${{' }}")
     return yaml_value(value)
-
-
-def imported(project: str, key: str, *, split: bool = False) -> str:
-    """Fn::ImportValue of an environment's export (flow style, so it nests inside any property)."""
-    name = yaml_value(export_name(project, "${Environment}", key))
-    value = f'{{"Fn::ImportValue": {{"Fn::Sub": {name}}}}}'
-    return f'{{"Fn::Split": [",", {value}]}}' if split else value
 
 
 def uses(action: str) -> str:

@@ -112,7 +112,11 @@ def test_environments_differ_in_scaling_and_config_only(built: dict[str, Path]) 
     production = dict((i["ParameterKey"], i["ParameterValue"]) for i in
                       json.loads((generated / "production" / "eu-west-1" / "api.json").read_text()))
     differing = {k for k in staging if staging[k] != production[k]}
-    assert differing == {"Environment", "CertificateArn", "Cpu", "Memory", "MinCount", "MaxCount", "EnvLogLevel"}
+    shared = {"VpcId", "PublicSubnets", "PrivateSubnets", "AlertTopicArn", "KeyArn", "LogBucket"}
+    scaling_and_config = {"Environment", "CertificateArn", "Cpu", "Memory", "MinCount", "MaxCount", "EnvLogLevel"}
+    assert differing == scaling_and_config | shared
+    # The shared infrastructure differs only in whose SSM parameter the stack reads.
+    assert {staging[k].replace("/staging/", "/production/") for k in shared} == {production[k] for k in shared}
 
 
 def test_hostile_values_stay_literal(built: dict[str, Path]) -> None:

@@ -1,0 +1,198 @@
+"""Release bundles: the generated tree of a release and its record (version, commit, artifact digests),
+stored once in the first environment's artifact bucket under releases/<version>/, never overwritten.
+
+Deploys and rollbacks read bundles, so a rollback redeploys exactly what was deployed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipec import __version__, names
+from pipec.artifacts import GENERATED, Artifact
+from pipec.aws.session import Aws, code_of, errors
+from pipec.diagnostics import ExitCode, fail
+from pipec.plan import Plan, Release, ServicePlan, Target
+
+RECORD = "release.json"
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _location(plan: Plan, version: str, path: str = "") -> tuple[str, str]:
+    return plan.release_bucket, names.release_prefix(version) + path
+
+
+@dataclass
+class Bundles:
+    """Reads bundles once per version and keeps them for the whole command."""
+
+    aws: Aws
+    plan: Plan
+    _records: dict[str, Release] = field(default_factory=dict)
+    _files: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def release(self, version: str) -> Release:
+        if version not in self._records:
+            data = json.loads(self._get(version, RECORD, what=f"release {version}"))
+            digests = {name: item["digest"] for name, item in data.get("artifacts", {}).items()}
+            self._records[version] = Release(data["version"], data["commit"], digests)
+        return self._records[version]
+
+    def versions(self) -> list[str]:
+        """Every published release version, highest first."""
+        import semver
+
+        client = self.aws.client("s3", self.plan.build_env.home_region)
+        found = []
+        with errors("listing the published releases"):
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.plan.release_bucket, Prefix="releases/", Delimiter="/")
+            for page in pages:
+                found += [p["Prefix"].split("/")[1] for p in page.get("CommonPrefixes", [])]
+        valid = [semver.Version.parse(v) for v in found if semver.Version.is_valid(v)]
+        return [str(v) for v in sorted(valid, reverse=True)]
+
+    def file(self, version: str, path: str) -> str:
+        """A file of the release's generated tree, e.g. cloudformation/services/api.yaml."""
+        key = (version, path)
+        if key not in self._files:
+            self._files[key] = self._get(version, f"{GENERATED}/{path}", what=f"{path} of release {version}")
+        return self._files[key]
+
+    def _get(self, version: str, path: str, *, what: str) -> str:
+        from botocore.exceptions import ClientError
+
+        bucket, key = _location(self.plan, version, path)
+        client = self.aws.client("s3", self.plan.build_env.home_region)
+        with errors(f"reading {what}"):
+            try:
+                body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if code_of(exc) not in ("NoSuchKey", "404", "NoSuchBucket"):
+                    raise
+                raise fail("PC603", f"{what} is not in s3://{bucket}/{names.release_prefix(version)}",
+                           hint="releases are published by the release workflow (`pipec bundle`); "
+                                "`pipec history` lists the versions that were deployed",
+                           exit_code=ExitCode.AWS) from None
+        return bytes(body).decode("utf-8")
+
+
+def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commit: str,
+            digests: dict[str, str], out: Callable[[str], None]) -> None:
+    """Upload the generated tree and the release record; a published release never changes."""
+    _check_digests(plan, digests)
+    build = plan.build_env
+    aws.require_account(build.account, build.name)
+    record = {"version": version, "commit": commit, "pipec": __version__, "spec_sha256": plan.spec_sha,
+              "artifacts": {a.name: {"type": a.type, "digest": digests[a.name]} for a in plan.artifacts}}
+    existing = _existing(aws, plan, version)
+    if existing is not None:
+        same = {k: existing.get(k) for k in ("version", "commit", "artifacts")} == {
+            k: record[k] for k in ("version", "commit", "artifacts")}
+        if not same:
+            raise fail("PC605", f"release {version} was already published with other contents",
+                       hint="releases are immutable; a new commit gets a new version", exit_code=ExitCode.AWS)
+        out(f"pipec: release {version} is already published; nothing to do")
+        return
+    _verify_artifacts(aws, plan, version, digests)
+    bucket, prefix = _location(plan, version)
+    s3 = aws.client("s3", build.home_region)
+    tree = [a for a in artifacts if a.in_tree]
+    with errors(f"uploading release {version}"):
+        for artifact in tree:
+            s3.put_object(Bucket=bucket, Key=prefix + artifact.path, Body=artifact.text.encode("utf-8"))
+        record["created_at"] = _now()
+        s3.put_object(Bucket=bucket, Key=prefix + RECORD, Body=json.dumps(record, indent=2, sort_keys=True))
+    out(f"pipec: published release {version} ({commit[:12]}) to s3://{bucket}/{prefix} with {len(tree)} files")
+
+
+def _check_digests(plan: Plan, digests: dict[str, str]) -> None:
+    known = {a.name for a in plan.artifacts}
+    problems = [f'unknown artifact "{n}"' for n in digests if n not in known]
+    problems += [f'no digest for artifact "{n}"' for n in sorted(known - set(digests))]
+    problems += [f'the digest of "{n}" is not sha256:<64 hex digits>' for n, d in digests.items()
+                 if n in known and not _DIGEST.match(d)]
+    if problems:
+        raise fail("PC605", "; ".join(problems), hint="pass --artifact NAME=sha256:HEX for every artifact")
+
+
+def _existing(aws: Aws, plan: Plan, version: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    bucket, key = _location(plan, version, RECORD)
+    with errors(f"reading release {version}"):
+        try:
+            body = aws.client("s3", plan.build_env.home_region).get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if code_of(exc) not in ("NoSuchKey", "404"):
+                raise
+            return None
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def _verify_artifacts(aws: Aws, plan: Plan, version: str, digests: dict[str, str]) -> None:
+    """Every artifact of the release exists, with the digest the build reported."""
+    build = plan.build_env
+    with errors("checking the release's artifacts"):
+        for artifact in plan.artifacts:
+            digest = digests[artifact.name]
+            if artifact.is_image:
+                _image_exists(aws, artifact.repository, digest, build.home_region, wait=0)
+                continue
+            bucket, key = plan.release_bucket, names.zip_key(version, artifact.name)
+            body = aws.client("s3", build.home_region).get_object(Bucket=bucket, Key=key)["Body"].read()
+            actual = "sha256:" + hashlib.sha256(body).hexdigest()
+            if actual != digest:
+                raise fail("PC605", f"s3://{bucket}/{key} has {actual}, but the build reported {digest}",
+                           exit_code=ExitCode.AWS)
+
+
+def _image_exists(aws: Aws, repository: str, digest: str, region: str, *, wait: float) -> None:
+    from botocore.exceptions import ClientError
+
+    client = aws.client("ecr", region)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            client.describe_images(repositoryName=repository, imageIds=[{"imageDigest": digest}])
+            return
+        except ClientError as exc:
+            if code_of(exc) not in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                raise
+            if time.monotonic() >= deadline:
+                raise fail("PC603", f"image {repository}@{digest} is not in the registry of {region}",
+                           hint="images reach each region by ECR replication from the build registry; "
+                                "check the replication rule of the bootstrap stack", exit_code=ExitCode.AWS) from None
+        time.sleep(min(10.0, max(0.0, deadline - time.monotonic())))
+
+
+def place_artifact(aws: Aws, plan: Plan, service: ServicePlan, target: Target, release: Release,
+                   image_wait: float) -> None:
+    """Make the service's artifact available where the stack needs it: the zip copied into the regional
+    bucket (server-side), or the image present in the regional registry."""
+    artifact = service.artifact
+    digest = release.digests[artifact.name]
+    with errors(f"placing {artifact.name} in {target.env} {target.region}"):
+        if artifact.is_image:
+            _image_exists(aws, artifact.repository, digest, target.region, wait=image_wait)
+            return
+        source = (plan.release_bucket, names.zip_key(release.version, artifact.name))
+        destination = (names.bucket(plan.project, target.env, target.account, target.region), source[1])
+        if destination == source:
+            return
+        s3 = aws.client("s3", target.region)
+        s3.copy_object(Bucket=destination[0], Key=destination[1],
+                       CopySource={"Bucket": source[0], "Key": source[1]},
+                       MetadataDirective="REPLACE", Metadata={"sha256": digest.removeprefix("sha256:")})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,165 @@
+"""Deploy, roll back and bootstrap: the service stacks of an environment, region by region, from a release's
+bundle; every success recorded in the ledger, every failure explained and recorded nowhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipec.artifacts import Artifact
+from pipec.aws import ledger
+from pipec.aws.bundle import Bundles, place_artifact
+from pipec.aws.session import Aws
+from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter_values
+from pipec.diagnostics import ExitCode, fail
+from pipec.plan import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
+
+PREVIOUS = "previous"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to change: an environment, optionally one service and one region, and the version (or, for a
+    rollback, a version or "previous")."""
+
+    env: str
+    version: str
+    service: str | None = None
+    region: str | None = None
+    action: str = "deploy"  # deploy | rollback
+
+
+def _select(plan: Plan, request: Request) -> tuple[EnvironmentPlan, list[str], list[ServicePlan]]:
+    names = [e.name for e in plan.environments]
+    if request.env not in names:
+        raise fail("PC605", f'unknown environment "{request.env}"', hint=f"environments: {', '.join(names)}")
+    env = plan.environment(request.env)
+    if request.region is not None and request.region not in env.regions:
+        raise fail("PC605", f'environment "{env.name}" does not deploy to {request.region}',
+                   hint=f"its regions: {', '.join(env.regions)}")
+    services = [s.name for s in plan.services]
+    if request.service is not None and request.service not in services:
+        raise fail("PC605", f'unknown service "{request.service}"', hint=f"services: {', '.join(services)}")
+    regions = [request.region] if request.region else list(env.regions)
+    chosen = [s for s in plan.services if request.service in (None, s.name)]
+    return env, regions, chosen
+
+
+def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
+    """Deploy a version (or roll back to one) to every selected service stack, one at a time."""
+    env, regions, services = _select(plan, request)
+    aws.require_account(env.account, env.name)
+    bundles = Bundles(aws, plan)
+    verb = "rolling back" if request.action == "rollback" else "deploying"
+    out(f"pipec: {verb} {env.name} ({', '.join(regions)}) to {request.version}")
+    for region in regions:
+        target = Target(env.name, region, env.account)
+        for service in services:
+            version = _target_version(aws, bundles, service, target, request)
+            _deploy_one(aws, plan, bundles, service, target, version, request.action, out)
+
+
+def _target_version(aws: Aws, bundles: Bundles, service: ServicePlan, target: Target, request: Request) -> str:
+    """The version to deploy; for "previous", the last different version in this service's ledger here, or,
+    when it never ran another version here, the release published just before the current one."""
+    if request.version != PREVIOUS:
+        return request.version
+    entries = ledger.history(aws, service, target)
+    if not entries:
+        raise fail("PC603", f"{service.name} was never deployed to {target.env} {target.region}, so there is no "
+                   "previous version", exit_code=ExitCode.AWS)
+    current = entries[0].version
+    earlier = next((e.version for e in entries if e.version != current), None)
+    if earlier is not None:
+        return earlier
+    older = [v for v in bundles.versions() if _older(v, current)]
+    if not older:
+        raise fail("PC603", f"no release before {current} exists for {service.name} in {target.env} "
+                   f"{target.region}", hint="name a version with --to", exit_code=ExitCode.AWS)
+    return older[0]
+
+
+def _older(version: str, than: str) -> bool:
+    import semver
+
+    return semver.Version.is_valid(than) and semver.Version.parse(version) < semver.Version.parse(than)
+
+
+def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, target: Target, version: str,
+                action: str, out: Out) -> None:
+    label = f"{target.env} {target.region} {service.name}"
+    stack = service.stack_for(target.env, target.region)
+    release = bundles.release(version)
+    current = ledger.current(aws, service, target)
+    existing = describe(aws, stack.name, target.region)
+    if (current is not None and current.version == version and existing is not None
+            and existing["StackStatus"] in STABLE and _parameter(existing, "Version") == version):
+        out(f"[{label}] {version} is already deployed; nothing to do")
+        return
+    template = bundles.file(version, _tree_path(service.template))
+    parameters = parameter_values(bundles.file(version, _tree_path(stack.parameter_file)))
+    parameters |= service.release_values(target, release)
+    place_artifact(aws, plan, service, target, release, image_wait=float(os.environ.get("PIPEC_IMAGE_WAIT", "600")))
+    change = Change(stack.name, target.region, template, parameters, _tags(plan, service, target, release, action),
+                    _role(aws, plan, target), ("CAPABILITY_IAM",), label)
+    try:
+        changed = apply(aws, change, out)
+    except KeyboardInterrupt:
+        raise fail("PC604", f"[{label}] interrupted: CloudFormation goes on with the change; nothing was recorded "
+                   "in the ledger", hint="follow it with `pipec status` (or the CloudFormation console) and deploy "
+                   "again once it settles", exit_code=ExitCode.INTERRUPTED) from None
+    if not changed:
+        out(f"[{label}] no changes")
+    entry = ledger.Entry(version=version, commit=release.commit, digest=release.digests[service.artifact.name],
+                         at=_now(), by=aws.actor(), action=action)
+    ledger.record(aws, service, target, entry)
+    out(f"[{label}] recorded {version} in {service.ledger_for(target.env)}")
+
+
+def _tree_path(path: str) -> str:
+    return path.split("/", 1)[1]  # generated/cloudformation/... -> cloudformation/...
+
+
+def _tags(plan: Plan, service: ServicePlan, target: Target, release: Release, action: str) -> dict[str, str]:
+    return {"pipec:project": plan.project, "pipec:environment": target.env, "pipec:service": service.name,
+            "pipec:version": release.version, "pipec:commit": release.commit, "pipec:action": action}
+
+
+def _parameter(stack: dict[str, Any], key: str) -> str | None:
+    """The value a running stack has for a parameter."""
+    values: list[dict[str, str]] = stack.get("Parameters") or []
+    return next((p["ParameterValue"] for p in values if p.get("ParameterKey") == key), None)
+
+
+def _role(aws: Aws, plan: Plan, target: Target) -> str:
+    partition = aws.identity()["arn"].split(":")[1] or "aws"
+    return f"arn:{partition}:iam::{target.account}:role/{plan.environment(target.env).cfn_role}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def bootstrap(aws: Aws, plan: Plan, artifacts: list[Artifact], env_name: str, region: str | None, out: Out) -> None:
+    """Create or update the bootstrap and network stacks of an environment from the compiled templates."""
+    env, regions, _ = _select(plan, Request(env_name, "", region=region))
+    aws.require_account(env.account, env.name)
+    texts = {a.path: a.text for a in artifacts}
+    # The home region first: it holds the roles the other regions' stacks are used with.
+    ordered = sorted(regions, key=lambda r: r != env.home_region)
+    for stacks in ([s for s in env.bootstrap if s.target.region in ordered],
+                   [s for s in env.network if s.target.region in ordered]):
+        for stack in sorted(stacks, key=lambda s: ordered.index(s.target.region)):
+            _bootstrap_one(aws, plan, texts, stack, out)
+
+
+def _bootstrap_one(aws: Aws, plan: Plan, texts: dict[str, str], stack: Stack, out: Out) -> None:
+    label = f"{stack.target.env} {stack.target.region} {stack.name.rsplit('-', 1)[-1]}"
+    tags = {"pipec:project": plan.project, "pipec:environment": stack.target.env, "pipec:action": "bootstrap"}
+    change = Change(stack.name, stack.target.region, texts[stack.template], dict(stack.values), tags, None,
+                    ("CAPABILITY_NAMED_IAM",), label)
+    if not apply(aws, change, out):
+        out(f"[{label}] up to date")

@@ -1,0 +1,81 @@
+"""The version ledger: one SSM parameter per environment, region and service; its history is the deployments.
+
+Each value is a JSON record (version, commit, digest, time, actor, action). SSM keeps the last 100 versions of
+a parameter, so `pipec history` shows the last 100 deployments of a service in a region.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipec.aws.session import Aws, code_of, errors
+from pipec.plan import ServicePlan, Target
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: str
+    commit: str
+    digest: str
+    at: str
+    by: str
+    action: str  # deploy | rollback
+    env: str = ""
+    region: str = ""
+    service: str = ""
+
+    def to_json(self) -> str:
+        record = {k: v for k, v in asdict(self).items() if k not in ("env", "region", "service")}
+        return json.dumps(record, sort_keys=True)
+
+
+def record(aws: Aws, service: ServicePlan, target: Target, entry: Entry) -> None:
+    """Append a deployment to the ledger (a new version of the parameter)."""
+    name = service.ledger_for(target.env)
+    with errors(f"recording the deployment in {name}"):
+        aws.client("ssm", target.region).put_parameter(
+            Name=name, Value=entry.to_json(), Type="String", Overwrite=True, Tier="Standard",
+            Description=f"pipec deployment ledger of {service.name} in {target.env}")
+
+
+def current(aws: Aws, service: ServicePlan, target: Target) -> Entry | None:
+    """The deployment in effect, or None when the service was never deployed there."""
+    entries = _read(aws, service, target, latest_only=True)
+    return entries[0] if entries else None
+
+
+def history(aws: Aws, service: ServicePlan, target: Target) -> list[Entry]:
+    """Every recorded deployment, newest first."""
+    return _read(aws, service, target, latest_only=False)
+
+
+def _read(aws: Aws, service: ServicePlan, target: Target, *, latest_only: bool) -> list[Entry]:
+    from botocore.exceptions import ClientError
+
+    name = service.ledger_for(target.env)
+    client = aws.client("ssm", target.region)
+    found: list[dict[str, Any]] = []
+    with errors(f"reading {name}"):
+        try:
+            if latest_only:
+                found = [client.get_parameter(Name=name)["Parameter"]]
+            else:
+                for page in client.get_paginator("get_parameter_history").paginate(Name=name):
+                    found += page["Parameters"]
+        except ClientError as exc:
+            if code_of(exc) != "ParameterNotFound":
+                raise
+            return []
+    found.sort(key=lambda p: int(p["Version"]), reverse=True)
+    return [_entry(p["Value"], service, target) for p in found]
+
+
+def _entry(value: str, service: ServicePlan, target: Target) -> Entry:
+    try:
+        data = json.loads(value)
+        fields = {k: str(data.get(k, "")) for k in ("version", "commit", "digest", "at", "by", "action")}
+    except (ValueError, AttributeError):
+        fields = {"version": value, "commit": "", "digest": "", "at": "", "by": "", "action": "unknown"}
+    return Entry(**fields, env=target.env, region=target.region, service=service.name)

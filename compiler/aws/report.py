@@ -1,0 +1,102 @@
+"""What runs where: `pipec status` (the version in effect per environment, region and service, with the
+stack's state) and `pipec history` (every recorded deployment, newest first)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import semver
+
+from pipec.aws import ledger
+from pipec.aws.session import Aws
+from pipec.aws.stacks import describe
+from pipec.diagnostics import ExitCode, fail
+from pipec.plan import EnvironmentPlan, Plan, Target
+
+
+@dataclass(frozen=True)
+class Row:
+    env: str
+    region: str
+    service: str
+    version: str
+    commit: str
+    at: str
+    by: str
+    stack: str
+    action: str = ""
+
+
+def _environments(plan: Plan, env: str | None) -> list[EnvironmentPlan]:
+    if env is None:
+        return list(plan.environments)
+    if env not in [e.name for e in plan.environments]:
+        raise fail("PC605", f'unknown environment "{env}"',
+                   hint=f"environments: {', '.join(e.name for e in plan.environments)}")
+    return [plan.environment(env)]
+
+
+def _regions(env: EnvironmentPlan, region: str | None) -> list[str]:
+    if region is not None and region not in env.regions:
+        raise fail("PC605", f'environment "{env.name}" does not deploy to {region}')
+    return [region] if region else list(env.regions)
+
+
+def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: list[str]) -> list[Row]:
+    """One row per environment, region and service that the credentials' account can see."""
+    rows = []
+    account = aws.identity()["account"]
+    for environment in _environments(plan, env):
+        if environment.account != account:
+            notes.append(f"{environment.name}: skipped, it is in account {environment.account} and the "
+                         f"credentials are for {account}")
+            continue
+        for name in _regions(environment, region):
+            target = Target(environment.name, name, environment.account)
+            for service in plan.services:
+                entry = ledger.current(aws, service, target)
+                stack = describe(aws, service.stack_for(environment.name, name).name, name)
+                rows.append(Row(environment.name, name, service.name, entry.version if entry else "-",
+                                entry.commit[:12] if entry else "", entry.at if entry else "",
+                                entry.by if entry else "", stack["StackStatus"] if stack else "NOT DEPLOYED",
+                                entry.action if entry else ""))
+    if env is not None and not rows:
+        raise fail("PC605", notes[-1] if notes else f"nothing to show for {env}", exit_code=ExitCode.AWS)
+    return rows
+
+
+def history(aws: Aws, plan: Plan, env: str, service: str | None, region: str | None) -> list[Row]:
+    environment = _environments(plan, env)[0]
+    aws.require_account(environment.account, environment.name)
+    names = [s.name for s in plan.services]
+    if service is not None and service not in names:
+        raise fail("PC605", f'unknown service "{service}"', hint=f"services: {', '.join(names)}")
+    rows = []
+    for name in _regions(environment, region):
+        target = Target(environment.name, name, environment.account)
+        for plan_service in plan.services:
+            if service in (None, plan_service.name):
+                rows += [Row(e.env, e.region, e.service, e.version, e.commit[:12], e.at, e.by, "", e.action)
+                         for e in ledger.history(aws, plan_service, target)]
+    return sorted(rows, key=lambda r: r.at, reverse=True)
+
+
+def newest_version(rows: list[Row]) -> str:
+    """The newest version running among the rows (what a sanity check should expect)."""
+    versions = [r.version for r in rows if semver.Version.is_valid(r.version)]
+    if not versions:
+        raise fail("PC603", "nothing is deployed here yet", exit_code=ExitCode.AWS)
+    return str(max(semver.Version.parse(v) for v in versions))
+
+
+def table(rows: list[Row], columns: list[str]) -> str:
+    """Rows as an aligned text table."""
+    data = [[c.upper() for c in columns]] + [[str(getattr(r, c)) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in data) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+                     for line in data) + "\n"
+
+
+def as_json(rows: list[Row]) -> str:
+    return json.dumps([asdict(r) for r in rows], indent=2) + "\n"

@@ -1,0 +1,71 @@
+"""Release versions from git: the last release tag and the next version from conventional commits.
+
+fix (and anything else) -> patch, feat -> minor, `!` or a BREAKING CHANGE footer -> major; the spec's
+initial version when no release tag exists yet. Pre-release and non-semver tags are not releases.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipec.gitrepo import git
+
+_SUBJECT = re.compile(r"^(?P<type>[a-zA-Z]+)(\([^)]*\))?(?P<bang>!)?: ")
+_BREAKING = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Versions:
+    current: str | None  # the last release, without the tag prefix
+    next: str
+    bump: str  # initial | major | minor | patch
+    commits: int
+
+
+def releases(prefix: str, repo: Path) -> list[str]:
+    """Release versions (semver, no pre-release) found in tags with the prefix, highest first."""
+    import semver
+
+    found = []
+    for tag in git("tag", "--list", f"{prefix}*", cwd=repo).split():
+        text = tag[len(prefix):]
+        if not semver.Version.is_valid(text):
+            continue
+        version = semver.Version.parse(text)
+        if version.prerelease is None and version.build is None:
+            found.append(version)
+    return [str(v) for v in sorted(found, reverse=True)]
+
+
+def compute(prefix: str, initial: str, repo: Path) -> Versions:
+    """The current release and the next version of the repository at HEAD."""
+    import semver
+
+    git("rev-parse", "--verify", "HEAD", cwd=repo)  # a clear error in a repository without commits
+    tags = releases(prefix, repo)
+    if not tags:
+        return Versions(None, initial, "initial", _count(None, repo))
+    current = tags[0]
+    messages = git("log", f"{prefix}{current}..HEAD", "--format=%B%x00", cwd=repo).split("\x00")
+    messages = [m.strip() for m in messages if m.strip()]
+    bump = _bump(messages)
+    version = semver.Version.parse(current)
+    bumped = {"major": version.bump_major, "minor": version.bump_minor, "patch": version.bump_patch}[bump]()
+    return Versions(current, str(bumped), bump, len(messages))
+
+
+def _bump(messages: list[str]) -> str:
+    level = "patch"
+    for message in messages:
+        match = _SUBJECT.match(message)
+        if (match and match.group("bang")) or _BREAKING.search(message):
+            return "major"
+        if match and match.group("type").lower() == "feat":
+            level = "minor"
+    return level
+
+
+def _count(since: str | None, repo: Path) -> int:
+    return int(git("rev-list", "--count", "HEAD" if since is None else f"{since}..HEAD", cwd=repo).strip() or 0)

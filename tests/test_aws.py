@@ -1,0 +1,172 @@
+"""Stage 6, aws: bootstrap, bundle, deploy, status, history and rollback, against a real moto server.
+
+The example's real generated templates are deployed; tests/aws_world.py lists the few resource types moto
+cannot carry, which are removed from the published bundle by an explicit allow-list.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec.build import compile_spec
+from tests.aws_world import UNSUPPORTED, World, build_release, moto_server, strip_unsupported, with_existing_networks
+from tests.conftest import REPO, Run, cli
+
+STAGING, PRODUCTION = "111111111111", "222222222222"
+COMMITS = {"1.0.0": "1" * 40, "1.1.0": "2" * 40}
+
+
+def _ok(result: Run) -> str:
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.stdout
+
+
+def _status(run: Any, account: str, env: str) -> dict[tuple[str, str], dict[str, str]]:
+    rows = json.loads(_ok(run(account, "status", "--env", env, "--format", "json")))
+    return {(r["region"], r["service"]): r for r in rows}
+
+
+def _release(world: World, run: Any, plan: Any, version: str) -> list[str]:
+    digests = build_release(world, plan, version)
+    args = [f"--artifact={name}={digest}" for name, digest in digests.items()]
+    out = _ok(run(STAGING, "bundle", "--version", version, "--commit", COMMITS[version], *args))
+    assert f"published release {version}" in out
+    return strip_unsupported(world, plan, version)
+
+
+@pytest.mark.slow
+def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None:
+    with moto_server() as url:
+        world = World(url)
+        spec = workdir / "pipeline.yaml"
+        spec.write_text(with_existing_networks(world, spec.read_text(), PRODUCTION))
+        assert cli("build", "pipeline.yaml", cwd=workdir).exit_code == 0
+        plan = compile_spec(workdir / "pipeline.yaml").plan
+        # The service templates deployed are the example's own, byte for byte.
+        for service in plan.services:
+            assert (workdir / service.template).read_text() == (REPO / service.template).read_text()
+
+        def run(account: str, *args: str) -> Run:
+            return cli(*args, cwd=workdir, env=world.env(account))
+
+        out = _ok(run(STAGING, "bootstrap", "--env", "staging"))
+        assert "[staging us-east-1 bootstrap] CREATE_COMPLETE" in out
+        assert "[staging us-east-1 network] CREATE_COMPLETE" in out
+        out = _ok(run(PRODUCTION, "bootstrap", "--env", "production"))
+        assert "[production eu-west-1 network] CREATE_COMPLETE" in out
+        # Bootstrapping again changes nothing.
+        assert "[staging us-east-1 bootstrap] up to date" in _ok(run(STAGING, "bootstrap", "--env", "staging"))
+
+        removed = _release(world, run, plan, "1.0.0")
+        assert {line.rsplit("(", 1)[1].rstrip(")") for line in removed} == set(UNSUPPORTED)
+
+        out = _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.0.0"))
+        assert "[staging us-east-1 api] change set:" in out
+        assert "    + Service (AWS::ECS::Service)" in out
+        assert "[staging us-east-1 webhooks] CREATE_COMPLETE" in out
+        assert "[staging us-east-1 webhooks] recorded 1.0.0 in /pipec/stigg/staging/webhooks" in out
+        staging = _status(run, STAGING, "staging")
+        assert {row["version"] for row in staging.values()} == {"1.0.0"}
+        assert {row["stack"] for row in staging.values()} == {"CREATE_COMPLETE"}
+        created = world.client("cloudformation", STAGING, "us-east-1").describe_stacks(
+            StackName="stigg-staging-api")["Stacks"][0]
+        assert {t["Key"]: t["Value"] for t in created["Tags"]} == {
+            "pipec:project": "stigg", "pipec:environment": "staging", "pipec:service": "api",
+            "pipec:version": "1.0.0", "pipec:commit": COMMITS["1.0.0"], "pipec:action": "deploy"}
+
+        _release(world, run, plan, "1.1.0")
+        _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.1.0"))
+        out = _ok(run(PRODUCTION, "deploy", "--env", "production", "--version", "1.1.0"))
+        assert "[production eu-west-1 usage-report] recorded 1.1.0" in out
+        # The zips were copied into each production region's own bucket.
+        for region in ("us-east-1", "eu-west-1"):
+            s3 = world.client("s3", PRODUCTION, region)
+            s3.head_object(Bucket=f"stigg-production-{PRODUCTION}-{region}",
+                           Key="releases/1.1.0/artifacts/webhooks-zip.zip")
+
+        # Deploying what is deployed does nothing, and says so.
+        again = _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.1.0", "--service", "api"))
+        assert "[staging us-east-1 api] 1.1.0 is already deployed; nothing to do" in again
+
+        out = _ok(run(PRODUCTION, "rollback", "--env", "production", "--to", "previous"))
+        assert "rolling back production (us-east-1, eu-west-1) to previous" in out
+        production = _status(run, PRODUCTION, "production")
+        assert {row["version"] for row in production.values()} == {"1.0.0"}
+        assert len(production) == 8
+        assert {row["version"] for row in _status(run, STAGING, "staging").values()} == {"1.1.0"}
+
+        # (moto keeps a stack's first tags on updates; the tags pipec sends are checked in test_aws_failures.)
+        cloudformation = world.client("cloudformation", PRODUCTION, "eu-west-1")
+        stack = cloudformation.describe_stacks(StackName="stigg-production-api")["Stacks"][0]
+        passed = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+        assert passed["Version"] == "1.0.0"
+        assert {"ImageUri", "Cpu", "Memory", "MinCount", "MaxCount", "CertificateArn"} <= set(passed)
+
+        history = json.loads(_ok(run(PRODUCTION, "history", "--env", "production", "--format", "json")))
+        steps = [(r["action"], r["version"]) for r in history]
+        assert steps.count(("rollback", "1.0.0")) == 8
+        assert steps.count(("deploy", "1.1.0")) == 8
+        assert steps.index(("rollback", "1.0.0")) < steps.index(("deploy", "1.1.0"))  # newest first
+        table = _ok(run(STAGING, "history", "--env", "staging", "--service", "api"))
+        assert table.splitlines()[0].split() == ["AT", "REGION", "SERVICE", "ACTION", "VERSION", "COMMIT", "BY"]
+        assert [line.split()[4] for line in table.splitlines()[1:]] == ["1.1.0", "1.0.0"]
+
+        # The ledger is plain SSM: its history is the deployment history, readable without pipec.
+        ssm = world.client("ssm", PRODUCTION, "us-east-1")
+        versions = ssm.get_parameter_history(Name="/pipec/stigg/production/api")["Parameters"]
+        assert [json.loads(v["Value"])["version"] for v in versions] == ["1.1.0", "1.0.0"]
+
+        # A rollback to a named version of one service in one region.
+        out = _ok(run(PRODUCTION, "rollback", "--env", "production", "--service", "api", "--region",
+                      "us-east-1", "--to", "1.1.0"))
+        assert "[production us-east-1 api] recorded 1.1.0" in out
+        assert _status(run, PRODUCTION, "production")[("us-east-1", "api")]["version"] == "1.1.0"
+        assert _ok(run(PRODUCTION, "status", "--env", "production", "--region", "us-east-1", "--format",
+                       "version")) == "1.1.0\n"
+
+        # Credentials of the wrong account are refused before anything changes.
+        wrong = run(STAGING, "deploy", "--env", "production", "--version", "1.1.0")
+        assert wrong.exit_code == 4
+        assert 'error[PC605]: the credentials are for AWS account 111111111111, but environment "production"' \
+               in wrong.stderr
+        # A release that was never published.
+        missing = run(STAGING, "deploy", "--env", "staging", "--version", "9.9.9")
+        assert missing.exit_code == 4
+        assert "error[PC603]: release 9.9.9 is not in s3://stigg-staging-111111111111-us-east-1/releases/9.9.9/" \
+               in missing.stderr
+        # A published release never changes.
+        digests = {a.name: "sha256:" + "0" * 64 for a in plan.artifacts}
+        changed = run(STAGING, "bundle", "--version", "1.0.0", "--commit", "3" * 40,
+                      *[f"--artifact={n}={d}" for n, d in digests.items()])
+        assert changed.exit_code == 4
+        assert "release 1.0.0 was already published with other contents" in changed.stderr
+
+
+def test_status_without_credentials_says_so(workdir: Path) -> None:
+    result = cli("status", "--env", "staging", cwd=workdir, env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == 4
+    assert "error[PC601]: no AWS credentials were found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_environment_is_a_request_error(workdir: Path) -> None:
+    result = cli("deploy", "--env", "prod", "--version", "1.0.0", cwd=workdir)
+    assert result.exit_code == 1
+    assert 'error[PC605]: unknown environment "prod"' in result.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_runs_to_the_end() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "demo" / "run.py")], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "rolling back production (us-east-1, eu-west-1) to previous" in done.stdout
+    assert done.stdout.rstrip().endswith("done: the moto server stops and the temporary folder goes")

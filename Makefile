@@ -41,8 +41,10 @@ typecheck: $(VENV)/.dev
 test: lint typecheck $(CHECKOV)/bin/checkov
 	PIPEC_CHECKOV=$(abspath $(CHECKOV)/bin/checkov) $(BIN)/pytest -n 2
 
-# Rewrite the expected outputs of tests/errors/ after an intended change of a message; review the diff.
+# Rewrite the expected outputs of tests/errors/ and the packaged JSON Schema after an intended change; review
+# the diff.
 golden: $(VENV)/.dev
+	$(BIN)/python -c "from pathlib import Path; from pipec.schema import write_packaged; write_packaged(Path('templates'))"
 	PIPEC_UPDATE_GOLDEN=1 $(BIN)/pytest tests/test_errors.py -p no:xdist -q
 
 # The committed generated/ must match pipeline.yaml.

@@ -1,25 +1,27 @@
 """The compiler's pipeline, read top to bottom: load -> validate -> plan -> render -> emit.
 
-`build`, `check` and `validate_only` are what the CLI calls; each is a few lines over the stages.
+`build`, `check` and `validate_only` are what the CLI calls; each is a few lines over the stages. The stages
+are imported where they are used, so `pipec validate` never loads the renderer or the writer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-from pipec import emit, gitrepo
-from pipec.artifacts import GENERATED, Artifact
+from pipec.artifacts import GENERATED
 from pipec.diagnostics import Diagnostic, fail
-from pipec.diff import Report, compare
 from pipec.load import Document, load, load_bytes
-from pipec.plan import Plan, make_plan
-from pipec.render import render
 from pipec.validate import Validated, validate
 
+if TYPE_CHECKING:
+    from pipec import emit
+    from pipec.artifacts import Artifact
+    from pipec.diff import Report
+    from pipec.plan import Plan
 
-@dataclass(frozen=True)
-class Compiled:
+
+class Compiled(NamedTuple):
     """Everything a build produces before it touches the disk."""
 
     validated: Validated
@@ -32,8 +34,7 @@ class Compiled:
         return self.validated.warnings
 
 
-@dataclass(frozen=True)
-class BuildResult:
+class BuildResult(NamedTuple):
     warnings: tuple[Diagnostic, ...]
     written: emit.Written
     output: Path
@@ -55,6 +56,10 @@ def compile_spec(spec_path: Path, output: Path | None = None) -> Compiled:
 
 
 def _compile(document: Document, spec_path: Path, output: Path | None) -> Compiled:
+    from pipec import emit
+    from pipec.plan import make_plan
+    from pipec.render import render
+
     validated = validate(document)
     plan = make_plan(validated, emit.sha256(document.text.encode("utf-8")))
     artifacts = render(plan)
@@ -64,6 +69,8 @@ def _compile(document: Document, spec_path: Path, output: Path | None) -> Compil
 
 def build(spec_path: Path, output: Path | None = None) -> BuildResult:
     """Compile a spec and write the generated tree atomically."""
+    from pipec import emit
+
     compiled = compile_spec(spec_path, output)
     written = emit.write(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
     return BuildResult(compiled.warnings, written, compiled.layout.output)
@@ -71,12 +78,17 @@ def build(spec_path: Path, output: Path | None = None) -> BuildResult:
 
 def check(spec_path: Path, output: Path | None = None) -> emit.CheckOutcome:
     """Compare what a build would write with the disk, writing nothing."""
+    from pipec import emit
+
     compiled = compile_spec(spec_path, output)
     return emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
 
 
 def diff(spec_path: Path, against: str | None = None, output: Path | None = None) -> Report:
     """What building this spec changes: against generated/ on disk, or against the spec at a git ref."""
+    from pipec import emit, gitrepo
+    from pipec.diff import compare
+
     new = compile_spec(spec_path, output)
     if against is None:
         old_tree = emit.read_tree(new.layout)
@@ -88,6 +100,8 @@ def diff(spec_path: Path, against: str | None = None, output: Path | None = None
 
 def compile_checked(spec_path: Path) -> Compiled:
     """Compile a spec and insist that the committed generated/ matches it (releases must be consistent)."""
+    from pipec import emit
+
     compiled = compile_spec(spec_path)
     outcome = emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
     if not outcome.ok:
@@ -102,6 +116,8 @@ def validated(spec_path: Path) -> Validated:
 
 def validated_plan(spec_path: Path) -> Plan:
     """The plan of a spec, without rendering (what the AWS commands need)."""
+    from pipec.plan import make_plan
+
     return make_plan(validated(spec_path))
 
 

@@ -159,9 +159,9 @@ def diff(spec: SpecArg = Path("pipeline.yaml"),
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of pipeline.yaml (editors use it for completion and checks)."""
-    from pipec.schema import json_schema
+    from pipec.schema import packaged_schema
 
-    _execute(lambda: typer.echo(json_schema(), nl=False))
+    _execute(lambda: typer.echo(packaged_schema(), nl=False))
 
 
 @app.command()

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from enum import IntEnum, StrEnum
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 
 class ExitCode(IntEnum):
@@ -38,8 +37,7 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     """One problem, located in a file when it has a place."""
 
     code: str
@@ -49,8 +47,8 @@ class Diagnostic:
     column: int = 0
     hint: str | None = None
     severity: Severity = Severity.ERROR
-    source_line: str | None = field(default=None, compare=False)
-    width: int = field(default=1, compare=False)
+    source_line: str | None = None
+    width: int = 1
 
     @property
     def location(self) -> str:
@@ -143,7 +141,7 @@ def summary(diagnostics: Sequence[Diagnostic]) -> str:
 def format_json(diagnostics: Sequence[Diagnostic]) -> str:
     items = []
     for d in sorted(diagnostics, key=Diagnostic.sort_key):
-        item = asdict(d)
+        item = d._asdict()
         item.pop("source_line")
         item.pop("width")
         item["severity"] = d.severity.value

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from pipec import __version__
 from pipec.artifacts import GENERATED, HEADER, Artifact
@@ -29,8 +30,7 @@ _OLD = ".pipec-old-"
 _LOCK_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where files go: the repository (the spec's folder) and the generated tree (generated/ by default)."""
 
     repository: Path
@@ -41,8 +41,7 @@ class Layout:
         return artifact_path[len(GENERATED) + 1:]
 
 
-@dataclass(frozen=True)
-class Desired:
+class Desired(NamedTuple):
     """The bytes a build wants: the tree (relative to output) and files outside it (relative to repository)."""
 
     tree: dict[str, bytes]
@@ -92,8 +91,7 @@ def _check_relative(path: str) -> None:
 # ---------------------------------------------------------------- reading what is on disk
 
 
-@dataclass(frozen=True)
-class Owned:
+class Owned(NamedTuple):
     """What the manifest on disk says pipec wrote last time."""
 
     tree: dict[str, str]
@@ -314,15 +312,13 @@ def _os_error(exc: OSError, where: Path) -> PipecError:
 # ---------------------------------------------------------------- check
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     path: str
     status: str  # missing, stale, edited, extra
     diff: str = ""
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
+class CheckOutcome(NamedTuple):
     findings: list[Finding]
     checked: int
 

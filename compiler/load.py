@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipec.diagnostics import Diagnostic, PipecError, Severity
 
@@ -35,8 +35,7 @@ _BINARY_MAGIC = (b"\x89PNG", b"\x7fELF", b"PK\x03\x04", b"%PDF", b"\x1f\x8b", b"
 _TAGGED_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "null": type(None)}
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """Where a key or value sits in the file; lines and columns count from 1."""
 
     line: int
@@ -49,16 +48,15 @@ class Span:
         return max(1, self.end_column - self.column) if self.end_line == self.line else 1
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(NamedTuple):
     """What the user wrote: plain data, and for each path the spans of its key and value."""
 
     filename: str
     text: str
     data: dict[str, Any]
-    values: dict[SpecPath, Span] = field(repr=False)
-    keys: dict[SpecPath, Span] = field(repr=False)
-    plain: dict[SpecPath, str] = field(repr=False)
+    values: dict[SpecPath, Span]
+    keys: dict[SpecPath, Span]
+    plain: dict[SpecPath, str]
 
     def span(self, path: SpecPath, *, key: bool = False) -> Span:
         """The span of a path's key (or value), falling back to its nearest ancestor."""
@@ -77,7 +75,7 @@ class Document:
         if redact and found.source_line is not None and span.end_line == span.line:
             line = found.source_line
             masked = line[: span.column - 1] + "*" * (span.end_column - span.column) + line[span.end_column - 1:]
-            return replace(found, source_line=masked)
+            return found._replace(source_line=masked)
         return found
 
 

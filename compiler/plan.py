@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from pipec import names
 from pipec.artifacts import GENERATED
@@ -32,8 +32,7 @@ OIDC_HOST = "token.actions.githubusercontent.com"
 RELEASE_PARAMETERS = ("Version", "ImageUri", "CodeBucket", "CodeKey", "CodeSha256")
 
 
-@dataclass(frozen=True)
-class Parameter:
+class Parameter(NamedTuple):
     """One CloudFormation parameter of a template."""
 
     key: str
@@ -50,8 +49,7 @@ class Parameter:
         return self.key in RELEASE_PARAMETERS
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """One environment in one region: where a stack is deployed."""
 
     env: str
@@ -59,8 +57,7 @@ class Target:
     account: str
 
 
-@dataclass(frozen=True)
-class Stack:
+class Stack(NamedTuple):
     """A stack of one template in one environment and region, with its parameter file and values."""
 
     name: str
@@ -70,8 +67,7 @@ class Stack:
     values: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
-class ArtifactPlan:
+class ArtifactPlan(NamedTuple):
     name: str
     type: str  # container-image | lambda-zip
     repository: str = ""
@@ -95,15 +91,13 @@ class ArtifactPlan:
         return self.name.upper().replace("-", "_")
 
 
-@dataclass(frozen=True)
-class EnvVar:
+class EnvVar(NamedTuple):
     name: str
     value: str = ""
     parameter: str | None = None  # set when the value differs per environment
 
 
-@dataclass(frozen=True)
-class SecretRef:
+class SecretRef(NamedTuple):
     name: str
     store: str  # ssm | secretsmanager
     value_from: str  # CloudFormation !Sub text of the ARN or name
@@ -111,8 +105,7 @@ class SecretRef:
     reference: str  # !Sub text of the reference (for Lambda's <NAME>_SECRET_REF)
 
 
-@dataclass(frozen=True)
-class Alarm:
+class Alarm(NamedTuple):
     key: str  # short name, e.g. 5xx-rate
     logical: str
     description: str
@@ -120,8 +113,7 @@ class Alarm:
     rollback: bool
 
 
-@dataclass(frozen=True)
-class Rollout:
+class Rollout(NamedTuple):
     strategy: str
     percent: int
     minutes: int
@@ -132,8 +124,7 @@ class Rollout:
         return "CodeDeployDefault.LambdaAllAtOnce" if self.strategy == "all-at-once" else None
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     """A release built once: its version, commit, and each artifact's digest ("sha256:<hex>")."""
 
     version: str
@@ -141,8 +132,7 @@ class Release:
     digests: dict[str, str]
 
 
-@dataclass(frozen=True)
-class ServicePlan:
+class ServicePlan(NamedTuple):
     project: str
     name: str
     kind: str  # web | worker | lambda
@@ -187,8 +177,7 @@ class ServicePlan:
                 "CodeSha256": base64.b64encode(raw).decode()}
 
 
-@dataclass(frozen=True)
-class NetworkPlan:
+class NetworkPlan(NamedTuple):
     managed: bool
     cidr: str = ""
     vpc: str = ""
@@ -196,10 +185,9 @@ class NetworkPlan:
     private_subnets: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class EnvironmentPlan:
+class EnvironmentPlan(NamedTuple):
     name: str
-    index: int
+    order: int
     account: str
     regions: tuple[str, ...]
     approval: bool
@@ -226,8 +214,7 @@ class EnvironmentPlan:
         return dict(self.urls).get(region, "")
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     project: str
     repository: str
     branch: str
@@ -245,7 +232,6 @@ class Plan:
     cross_accounts: tuple[str, ...]  # accounts other than the build account
     build_role: str
     spec_sha: str = ""
-    tree_files: tuple[str, ...] = field(default=())
 
     @property
     def all_regions(self) -> tuple[str, ...]:
@@ -338,7 +324,7 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
     target = [Target(name, region, env.account) for region in env.regions]
     return EnvironmentPlan(
         name=name,
-        index=index,
+        order=index,
         account=env.account,
         regions=tuple(env.regions),
         approval=env.approval == "manual",
@@ -438,11 +424,11 @@ def _service(spec: Spec, name: str, environments: tuple[EnvironmentPlan, ...]) -
         alarms=(), sub_name=f"{spec.project}-${{Environment}}-{name}",
     )
     if isinstance(service, EcsService):
-        return replace(common, alarms=_ecs_alarms(service.alarms, web=kind == "web"), port=service.port,
+        return common._replace(alarms=_ecs_alarms(service.alarms, web=kind == "web"), port=service.port,
                        health_check=service.health_check, https=https,
                        command=tuple(service.command) if service.command else None)
     rollout = service.rollout
-    return replace(common, alarms=_lambda_alarms(service.alarms), handler=service.handler, runtime=service.runtime,
+    return common._replace(alarms=_lambda_alarms(service.alarms), handler=service.handler, runtime=service.runtime,
                    architecture=service.architecture, timeout=service.timeout, public_url=service.public_url,
                    schedule=eventbridge(service.schedule) if service.schedule else None,
                    dead_letter_queue=service.dead_letter_queue,

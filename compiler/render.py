@@ -9,32 +9,30 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from pipec import __version__
-from pipec.artifacts import GENERATED, Artifact, header, parse
+from pipec.artifacts import GENERATED, Artifact, check_syntax, header, parse
 from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
 
 if TYPE_CHECKING:
     import jinja2
 
 
-def render(plan: Plan, extra: Callable[[Plan], list[Artifact]] | None = None) -> list[Artifact]:
+def render(plan: Plan) -> list[Artifact]:
     """Every generated file of a plan, parsed back and checked by pipec's own guards."""
     from pipec import guards
-    from pipec.schema import json_schema
+    from pipec.schema import packaged_schema
 
-    artifacts = [Artifact(f"{GENERATED}/pipeline.schema.json", json_schema())]
+    artifacts = [Artifact(f"{GENERATED}/pipeline.schema.json", packaged_schema())]
     artifacts += _cloudformation(plan)
     artifacts += _workflows(plan)
     artifacts += _docs(plan)
-    if extra is not None:
-        artifacts += extra(plan)
     artifacts = [Artifact(a.path, header(a.path) + a.text) for a in artifacts]
-    parsed = {a.path: parse(a) for a in artifacts}
+    read = guards.reads(plan)
+    parsed = {a.path: parse(a) if a.path in read else check_syntax(a) for a in artifacts}
     guards.check(plan, parsed)
     return artifacts
 

@@ -10,7 +10,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipec import names
 from pipec.aws_facts import FARGATE_SIZES, LAMBDA_MEMORY, LAMBDA_RUNTIMES, REGIONS, fargate_memory_hint
@@ -24,8 +24,7 @@ Found = Iterator[Diagnostic]
 RuleFunction = Callable[[Spec, Document], Found]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     code: str
     title: str
     check: RuleFunction

@@ -6,7 +6,7 @@ Used by the validate rules (is it valid?) and the plan (what EventBridge and Git
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 _DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
@@ -23,8 +23,7 @@ class ScheduleError(ValueError):
         self.hint = hint
 
 
-@dataclass(frozen=True)
-class Cron:
+class Cron(NamedTuple):
     minute: str
     hour: str
     day_of_month: str

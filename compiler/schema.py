@@ -1,15 +1,23 @@
-"""Validate stage: the JSON Schema of pipeline.yaml, made from the models, for editors and `pipec schema`."""
+"""Validate stage: the JSON Schema of pipeline.yaml, made from the models, for editors and `pipec schema`.
+
+The schema depends only on pipec's models, so a copy ships in the package (templates/schema/); builds read
+the copy instead of asking pydantic each time. A test keeps it equal to what the models produce, and
+`make golden` rewrites it.
+"""
 
 from __future__ import annotations
 
 import json
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 SCHEMA_ID = "https://pipec.dev/schema/pipeline-1.json"
+PACKAGED = "schema/pipeline.schema.json"
 
 
 def json_schema() -> str:
-    """The schema as stable, indented JSON text (byte-for-byte the same on every run)."""
+    """The schema made from the models, as stable, indented JSON text."""
     from pipec.spec import Spec
 
     schema: dict[str, Any] = {
@@ -19,3 +27,13 @@ def json_schema() -> str:
         **Spec.model_json_schema(),
     }
     return json.dumps(schema, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def packaged_schema() -> str:
+    """The copy of the schema that ships in the package."""
+    return resources.files("pipec.templates").joinpath(PACKAGED).read_text(encoding="utf-8")
+
+
+def write_packaged(templates: Path) -> None:
+    """Rewrite the packaged copy from the models (`make golden`)."""
+    (templates / PACKAGED).write_text(json_schema(), encoding="utf-8")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,8 +21,7 @@ from pipec.spec import PATTERN_NAMES, Spec
 _TEXT_COERCIONS = 3
 
 
-@dataclass(frozen=True)
-class Validated:
+class Validated(NamedTuple):
     """A valid spec, the document it came from (for positions) and any warnings."""
 
     spec: Spec

@@ -68,6 +68,12 @@ def test_explain() -> None:
     assert "unknown diagnostic code PC999" in unknown.stderr
 
 
+def test_the_packaged_schema_is_what_the_models_make() -> None:
+    from pipec.schema import json_schema, packaged_schema
+
+    assert packaged_schema() == json_schema(), "run `make golden` after changing the models"
+
+
 def test_schema_is_the_committed_one() -> None:
     result = cli("schema")
     assert result.exit_code == 0

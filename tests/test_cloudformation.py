@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +56,9 @@ def _with_value(plan: Any, service: str, index: int, key: str, value: str) -> An
     """The plan with one parameter value of one stack of a service replaced."""
     found = plan.service(service)
     stacks = list(found.stacks)
-    stacks[index] = replace(stacks[index], values=tuple((k, value if k == key else v) for k, v in stacks[index].values))
-    services = tuple(replace(s, stacks=tuple(stacks)) if s.name == service else s for s in plan.services)
-    return replace(plan, services=services)
+    stacks[index] = stacks[index]._replace(values=tuple((k, value if k == key else v) for k, v in stacks[index].values))
+    services = tuple(s._replace(stacks=tuple(stacks)) if s.name == service else s for s in plan.services)
+    return plan._replace(services=services)
 
 
 def _skips(template: dict[str, Any]) -> list[tuple[str, str, str]]:

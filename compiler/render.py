@@ -32,8 +32,10 @@ def render(plan: Plan) -> list[Artifact]:
     artifacts += _docs(plan)
     artifacts = [Artifact(a.path, header(a.path) + a.text) for a in artifacts]
     read = guards.reads(plan)
-    parsed = {a.path: parse(a) if a.path in read else check_syntax(a) for a in artifacts}
-    guards.check(plan, parsed)
+    for artifact in artifacts:
+        if artifact.path not in read:
+            check_syntax(artifact)
+    guards.check(plan, {a.path: parse(a) for a in artifacts if a.path in read})
     return artifacts
 
 

@@ -29,6 +29,8 @@ import boto3
 from pipec.artifacts import Artifact, parse
 from pipec.plan import Plan
 
+STAGING_ACCOUNT, PRODUCTION_ACCOUNT = "111111111111", "222222222222"
+
 # Resource types that moto cannot create from a template, with the reason. The helper removes exactly these
 # from a published bundle before a deploy, and fails on anything else it would have to touch.
 UNSUPPORTED = {
@@ -178,3 +180,25 @@ def _strip(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
         if f'"Ref": "{name}"' in text or f'["{name}",' in text or "${" + name in text:
             raise AssertionError(f"{name} is still referenced; extend the allow-list deliberately or not at all")
     return result, gone
+
+
+def deploy_everywhere(world: World, workdir: Path, versions: tuple[str, ...] = ("1.0.0", "1.1.0")) -> None:
+    """Bootstrap every environment of the spec in workdir, publish each version and deploy it everywhere."""
+    from pipec.build import compile_spec
+    from tests.conftest import cli
+
+    plan = compile_spec(workdir / "pipeline.yaml").plan
+
+    def run(account: str, *args: str) -> None:
+        result = cli(*args, cwd=workdir, env=world.env(account))
+        assert result.exit_code == 0, result.stdout + result.stderr
+
+    for env in plan.environments:
+        run(env.account, "bootstrap", "--env", env.name)
+    for version in versions:
+        digests = build_release(world, plan, version)
+        run(plan.build_env.account, "bundle", "--version", version, "--commit", version.replace(".", "") * 10,
+            *[f"--artifact={name}={digest}" for name, digest in digests.items()])
+        strip_unsupported(world, plan, version)
+        for env in plan.environments:
+            run(env.account, "deploy", "--env", env.name, "--version", version)

@@ -1,0 +1,182 @@
+"""The runbooks and the generated README: every command in a runbook works, every name it quotes exists, and
+the pipeline diagram is well formed and made from the plan.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec.artifacts import Artifact, parse
+from pipec.build import compile_spec
+from pipec.render import mermaid
+from tests.aws_world import PRODUCTION_ACCOUNT, World, deploy_everywhere, moto_server, with_existing_networks
+from tests.conftest import SPEC_NAMES, cli, workflows_of
+
+FENCE = re.compile(r"```sh\n(.*?)```", re.DOTALL)
+
+
+def commands(markdown: str, tool: str) -> list[list[str]]:
+    """Every `tool ...` command in the runbook's shell blocks, including those inside $(...)."""
+    found = []
+    for block in FENCE.findall(markdown):
+        for line in block.splitlines():
+            line = line.strip()
+            inner = re.findall(r"\$\((%s [^)]*)\)" % tool, line)
+            for text in ([line] if line.startswith(f"{tool} ") else []) + inner:
+                found.append(shlex.split(text))
+    return found
+
+
+def _runbooks(folder: Path) -> dict[str, str]:
+    return {p.stem: p.read_text() for p in sorted((folder / "generated" / "runbooks").glob("*.md"))}
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_every_pipec_command_of_every_runbook_parses(name: str, built: dict[str, Path]) -> None:
+    """Flags are checked by the real command line (a renamed flag fails here)."""
+    runbooks = _runbooks(built[name])
+    assert runbooks
+    for env, text in runbooks.items():
+        found = commands(text, "pipec")
+        assert {c[1] for c in found} >= {"status", "history", "rollback"}, env
+        for command in found:
+            result = cli(*command[1:], "--help", cwd=built[name])
+            assert result.exit_code == 0, (env, command, result.stderr)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_gh_commands_name_real_workflows_and_inputs(name: str, built: dict[str, Path]) -> None:
+    workflows = {p.name: parse(Artifact(p.as_posix(), p.read_text())) for p in workflows_of(built[name])}
+    for env, text in _runbooks(built[name]).items():
+        for command in commands(text, "gh"):
+            assert command[:3] == ["gh", "workflow", "run"]
+            inputs = workflows[command[3]]["on"]["workflow_dispatch"]["inputs"]
+            given = dict(arg.split("=", 1) for arg in command[5::2])
+            assert set(given) == set(inputs)
+            assert given["environment"] == env
+            assert given["environment"] in inputs["environment"]["options"]
+            assert given["service"] in inputs["service"]["options"]
+
+
+def _template_names(plan: Any, env: str) -> dict[str, set[str]]:
+    """Names the service templates create in an environment, by kind."""
+    names: dict[str, set[str]] = {"codedeploy": set(), "alarm": set(), "cluster": set()}
+    for service in plan.services:
+        resolved = service.sub_name.replace("${Environment}", env)
+        names["alarm"] |= {f"{resolved}-{a.key}" for a in service.alarms}
+        (names["codedeploy"] if service.kind == "lambda" else names["cluster"]).add(resolved)
+    return names
+
+
+@pytest.mark.slow
+def test_runbook_commands_work_against_aws(workdir: Path) -> None:
+    """Every pipec command of the example's runbooks runs against a deployed moto world, and every aws command
+    names a stack, parameter, cluster, application or alarm that really exists or is really declared."""
+    with moto_server() as url:
+        world = World(url)
+        spec = workdir / "pipeline.yaml"
+        spec.write_text(with_existing_networks(world, spec.read_text(), PRODUCTION_ACCOUNT))
+        assert cli("build", "pipeline.yaml", cwd=workdir).exit_code == 0
+        deploy_everywhere(world, workdir)
+        plan = compile_spec(spec).plan
+        for env_name, text in _runbooks(workdir).items():
+            env = plan.environment(env_name)
+            for command in commands(text, "pipec"):
+                result = cli(*command[1:], cwd=workdir, env=world.env(env.account))
+                assert result.exit_code == 0, (command, result.stdout, result.stderr)
+            declared = _template_names(plan, env_name)
+            for command in commands(text, "aws"):
+                _check_aws(world, env.account, command, declared, plan, env_name)
+
+
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def _check_aws(world: World, account: str, command: list[str], declared: dict[str, set[str]], plan: Any,
+               env: str) -> None:
+    service, action, region = command[1], command[2], _option(command, "--region")
+    if (service, action) in (("cloudformation", "describe-stacks"), ("cloudformation", "describe-stack-events")):
+        world.client("cloudformation", account, region).describe_stacks(StackName=_option(command, "--stack-name"))
+    elif (service, action) == ("ssm", "get-parameter"):
+        world.client("ssm", account, region).get_parameter(Name=_option(command, "--name"))
+    elif (service, action) == ("ecs", "describe-services"):
+        cluster = _option(command, "--cluster")
+        assert cluster in declared["cluster"]
+        found = world.client("ecs", account, region).describe_services(cluster=cluster,
+                                                                       services=[_option(command, "--services")])
+        assert found["services"], command
+    elif (service, action) == ("deploy", "list-deployments"):
+        # moto does not carry CodeDeploy; the name must be the one the template declares.
+        assert _option(command, "--application-name") in declared["codedeploy"]
+        assert _option(command, "--deployment-group-name") in declared["codedeploy"]
+    elif (service, action) == ("cloudwatch", "describe-alarms"):
+        prefix = _option(command, "--alarm-name-prefix")
+        assert declared["alarm"] and all(name.startswith(prefix) for name in declared["alarm"])
+    else:
+        raise AssertionError(f"the runbook uses an aws command this test does not check: {command}")
+
+
+def test_the_diagram_is_well_formed_and_made_from_the_plan(built: dict[str, Path]) -> None:
+    for name in SPEC_NAMES:
+        plan = compile_spec(built[name] / "pipeline.yaml").plan
+        diagram = mermaid(plan)
+        readme = (built[name] / "generated" / "README.md").read_text()
+        assert f"```mermaid\n{diagram}\n```" in readme
+        _well_formed(diagram)
+        for env in plan.environments:
+            assert f"deploy {env.name}<br/>{', '.join(env.regions)}" in diagram
+            assert (f'approve_{env.name.replace("-", "_")}{{"approval {env.name}"}}' in diagram) == env.approval
+        for artifact in plan.artifacts:
+            assert f'["build {artifact.name}"]' in diagram
+
+
+NODE = r"[A-Za-z][A-Za-z0-9_]*"
+SHAPE = r'(\["[^"\]]*"\]|\{"[^"}]*"\}|\(\["[^"\]]*"\]\))'
+
+
+def _well_formed(diagram: str) -> None:
+    lines = diagram.splitlines()
+    assert lines[0] == "flowchart LR"
+    defined: set[str] = set()
+    used: set[str] = set()
+    for line in lines[1:]:
+        text = line.strip()
+        edge = re.fullmatch(rf"({NODE}){SHAPE}? (-->|-\.->) ({NODE}){SHAPE}?", text)
+        node = re.fullmatch(rf"({NODE}){SHAPE}", text)
+        assert edge or node, f"not a Mermaid node or edge: {line!r}"
+        if node:
+            defined.add(node.group(1))
+        else:
+            assert edge is not None
+            used |= {edge.group(1), edge.group(4)}
+            if edge.group(2):
+                defined.add(edge.group(1))
+            if edge.group(5):
+                defined.add(edge.group(4))
+    assert used <= defined, used - defined
+
+
+def test_a_new_environment_and_service_appear_in_the_diagram(workdir: Path) -> None:
+    spec = workdir / "pipeline.yaml"
+    text = spec.read_text().replace("  production:\n    account:", "  canary:\n    account: \"333333333333\"\n"
+                                    "    regions: [us-west-2]\n    approval: manual\n    url: https://canary.example\n"
+                                    "    certificates:\n      us-west-2: arn:aws:acm:us-west-2:333333333333:certificate/c"
+                                    "\n  production:\n    account:", 1)
+    text = text.replace("      staging:    {memory: 512, reserved_concurrency: 5}",
+                        "      staging:    {memory: 512, reserved_concurrency: 5}\n      canary: {memory: 512, "
+                        "reserved_concurrency: 5}")
+    for kind in ("{cpu: 256, memory: 512, min: 1, max: 2}", "{cpu: 256, memory: 512, min: 1, max: 1}",
+                 "{memory: 512, reserved_concurrency: 1}"):
+        text = text.replace(f"staging:    {kind}", f"staging:    {kind}\n      canary: {kind}", 1)
+    spec.write_text(text)
+    diagram = mermaid(compile_spec(spec).plan)
+    assert 'approve_canary{"approval canary"}' in diagram
+    assert "e2e_staging --> approve_canary" in diagram
+    assert "deploy_canary --> e2e_canary" in diagram
+    _well_formed(diagram)

@@ -89,7 +89,8 @@ def mermaid(plan: Plan) -> str:
             gate = _node("approve", env.name)
             lines.append(f'  {previous} --> {gate}{{"approval {env.name}"}}')
             previous = gate
-        lines.append(f'  {previous} --> {deploy}["deploy {env.name}<br/>{", ".join(env.regions)}"]')
+        services = ", ".join(service.name for service in plan.services)
+        lines.append(f'  {previous} --> {deploy}["deploy {env.name}<br/>{", ".join(env.regions)}<br/>{services}"]')
         previous = deploy
         if plan.e2e:
             lines.append(f'  {deploy} --> {e2e}["e2e {env.name}"]')

@@ -24,9 +24,9 @@ def commands(markdown: str, tool: str) -> list[list[str]]:
     """Every `tool ...` command in the runbook's shell blocks, including those inside $(...)."""
     found = []
     for block in FENCE.findall(markdown):
-        for line in block.splitlines():
-            line = line.strip()
-            inner = re.findall(r"\$\((%s [^)]*)\)" % tool, line)
+        for raw in block.splitlines():
+            line = raw.strip()
+            inner = re.findall(rf"\$\(({tool} [^)]*)\)", line)
             for text in ([line] if line.startswith(f"{tool} ") else []) + inner:
                 found.append(shlex.split(text))
     return found
@@ -130,7 +130,8 @@ def test_the_diagram_is_well_formed_and_made_from_the_plan(built: dict[str, Path
         assert f"```mermaid\n{diagram}\n```" in readme
         _well_formed(diagram)
         for env in plan.environments:
-            assert f"deploy {env.name}<br/>{', '.join(env.regions)}" in diagram
+            services = ", ".join(s.name for s in plan.services)
+            assert f"deploy {env.name}<br/>{', '.join(env.regions)}<br/>{services}" in diagram
             assert (f'approve_{env.name.replace("-", "_")}{{"approval {env.name}"}}' in diagram) == env.approval
         for artifact in plan.artifacts:
             assert f'["build {artifact.name}"]' in diagram
@@ -164,19 +165,22 @@ def _well_formed(diagram: str) -> None:
 
 def test_a_new_environment_and_service_appear_in_the_diagram(workdir: Path) -> None:
     spec = workdir / "pipeline.yaml"
-    text = spec.read_text().replace("  production:\n    account:", "  canary:\n    account: \"333333333333\"\n"
-                                    "    regions: [us-west-2]\n    approval: manual\n    url: https://canary.example\n"
-                                    "    certificates:\n      us-west-2: arn:aws:acm:us-west-2:333333333333:certificate/c"
-                                    "\n  production:\n    account:", 1)
-    text = text.replace("      staging:    {memory: 512, reserved_concurrency: 5}",
-                        "      staging:    {memory: 512, reserved_concurrency: 5}\n      canary: {memory: 512, "
-                        "reserved_concurrency: 5}")
+    canary = ('  canary:\n    account: "333333333333"\n    regions: [us-west-2]\n    approval: manual\n'
+              "    url: https://canary.example\n    certificates:\n"
+              "      us-west-2: arn:aws:acm:us-west-2:333333333333:certificate/c\n")
+    text = spec.read_text().replace("  production:\n    account:", canary + "  production:\n    account:", 1)
+    webhooks = "      staging:    {memory: 512, reserved_concurrency: 5}"
+    text = text.replace(webhooks, f"{webhooks}\n      canary: {{memory: 512, reserved_concurrency: 5}}")
     for kind in ("{cpu: 256, memory: 512, min: 1, max: 2}", "{cpu: 256, memory: 512, min: 1, max: 1}",
                  "{memory: 512, reserved_concurrency: 1}"):
         text = text.replace(f"staging:    {kind}", f"staging:    {kind}\n      canary: {kind}", 1)
+    text = text.replace("\nchecks:\n", "  exports:\n    kind: lambda\n    artifact: jobs-zip\n    handler: e.handler\n"
+                        "    runtime: python3.13\n    scaling:\n      staging: {memory: 256}\n"
+                        "      canary: {memory: 256}\n      production: {memory: 256}\n\nchecks:\n")
     spec.write_text(text)
     diagram = mermaid(compile_spec(spec).plan)
     assert 'approve_canary{"approval canary"}' in diagram
+    assert "deploy canary<br/>us-west-2<br/>api, worker, usage-report, webhooks, exports" in diagram
     assert "e2e_staging --> approve_canary" in diagram
     assert "deploy_canary --> e2e_canary" in diagram
     _well_formed(diagram)

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CHECKOV := .tools/checkov
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: build test lint typecheck golden check bench demo lock clean
+.PHONY: build compile test lint typecheck golden check bench demo lock clean
 
 # --- runtime: a virtual environment with pipec installed (editable), then the example built.
 $(BIN)/python:
@@ -15,7 +15,12 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml requirements/dev.lock
 	$(PIP) install --constraint requirements/dev.lock --editable .
 	@touch $@
 
-build: $(VENV)/.runtime
+# Byte-compile the package as an install from a wheel would (an editable install leaves it to the first run,
+# and environments with PYTHONDONTWRITEBYTECODE never cache it).
+compile: $(VENV)/.runtime
+	$(BIN)/python -m compileall -q compiler
+
+build: compile
 	$(BIN)/pipec build pipeline.yaml
 
 # --- tests: the pinned development tools, checkov in its own environment, then lint, types and pytest.
@@ -31,7 +36,7 @@ $(CHECKOV)/bin/checkov: requirements/checkov.lock
 	@touch $@
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check compiler tests demo
+	$(BIN)/ruff check compiler tests demo bench
 
 # mypy reads the package as `pipec` through a link, since its source folder is named compiler/.
 typecheck: $(VENV)/.dev
@@ -51,7 +56,7 @@ golden: $(VENV)/.dev
 check: $(VENV)/.runtime
 	$(BIN)/pipec check pipeline.yaml
 
-bench: $(VENV)/.runtime
+bench: compile
 	$(BIN)/python bench/run.py
 
 demo: $(VENV)/.dev

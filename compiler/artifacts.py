@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -42,7 +41,7 @@ def parse(artifact: Artifact) -> Any:
         if artifact.path.endswith(".json"):
             return json.loads(artifact.text)
         if artifact.path.endswith((".yaml", ".yml")):
-            return yaml.load(artifact.text, Loader=_loader())
+            return _data(artifact.text)
     except (ValueError, yaml.YAMLError) as exc:
         raise fail("PC307", f"{artifact.path} does not parse back: {exc}",
                    hint="this is a bug in pipec's templates", exit_code=ExitCode.INTERNAL) from None
@@ -57,41 +56,69 @@ def check_syntax(artifact: Artifact) -> None:
         if artifact.path.endswith(".json"):
             json.loads(artifact.text)
         elif artifact.path.endswith((".yaml", ".yml")):
-            yaml.compose(artifact.text, Loader=_loader())
+            for _ in yaml.parse(artifact.text, Loader=_LOADER()):
+                pass
     except (ValueError, yaml.YAMLError) as exc:
         raise fail("PC307", f"{artifact.path} does not parse back: {exc}",
                    hint="this is a bug in pipec's templates", exit_code=ExitCode.INTERNAL) from None
 
 
 @cache
-def _loader() -> type:
-    """A safe YAML loader that reads CloudFormation's short tags (!Ref, !Sub, ...) as {"Fn::X": value}."""
+def _LOADER() -> Any:  # noqa: N802 - a cached class
     import yaml
 
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    class Loader(base):  # type: ignore[misc, valid-type]
-        pass
 
-    def intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
+def _data(text: str) -> Any:
+    """Plain data from YAML events (YAML 1.2 scalars, so GitHub's `on:` stays a key), with CloudFormation's short
+    tags read as their long form: !Ref X -> {"Ref": "X"}, !Sub s -> {"Fn::Sub": "s"}, !GetAtt A.B -> [A, B]."""
+    import yaml
+
+    from pipec.load import resolve_plain
+
+    stack: list[tuple[Any, str | None]] = []  # (container, tag)
+    pending: list[Any] = []  # per mapping: the key waiting for its value (a sentinel when none)
+    root: list[Any] = []
+    none = object()
+
+    def add(value: Any) -> None:
+        if not stack:
+            root.append(value)
+            return
+        container = stack[-1][0]
+        if isinstance(container, list):
+            container.append(value)
+        elif pending[-1] is none:
+            pending[-1] = value
         else:
-            value = loader.construct_mapping(node, deep=True)
-        if suffix == "Ref":
-            return {"Ref": value}
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-        return {f"Fn::{suffix}": value}
+            container[pending[-1]] = value
+            pending[-1] = none
 
-    Loader.add_multi_constructor("!", intrinsic)
-    # YAML 1.1 reads `on:` (GitHub's trigger key) as a boolean; only true and false are booleans here.
-    bool_tag = "tag:yaml.org,2002:bool"
-    Loader.yaml_implicit_resolvers = {
-        key: [(tag, regexp) for tag, regexp in resolvers if tag != bool_tag]
-        for key, resolvers in base.yaml_implicit_resolvers.items()
-    }
-    Loader.add_implicit_resolver(bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-    return Loader
+    event: Any
+    for event in yaml.parse(text, Loader=_LOADER()):
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            value = event.value if event.style or event.tag else resolve_plain(event.value)
+            add(_tagged(event.tag, value))
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            stack.append(({} if kind is yaml.MappingStartEvent else [], event.tag))
+            pending.append(none)
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            container, tag = stack.pop()
+            pending.pop()
+            add(_tagged(tag, container))
+        elif kind is yaml.AliasEvent:
+            raise ValueError("pipec never writes YAML aliases")
+    return root[0] if root else None
+
+
+def _tagged(tag: str | None, value: Any) -> Any:
+    if tag is None or tag == "!" or tag.startswith("tag:yaml.org,2002:"):
+        return value
+    suffix = tag[1:]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}

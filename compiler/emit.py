@@ -130,17 +130,24 @@ def write(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Written:
         owned = read_owned(layout)
         _refuse_foreign_overwrites(want, owned, layout)
         result = Written()
-        tree_changes = _tree_changes(want, owned, layout, result)
-        if tree_changes:
-            _swap_in(want, owned, layout)
+        same = _unchanged(want, layout)
+        if _tree_changes(want, owned, layout, same, result):
+            _swap_in(want, owned, layout, same)
         _write_external(want, owned, layout, result)
         return result
 
 
-def _tree_changes(want: Desired, owned: Owned, layout: Layout, result: Written) -> bool:
+def _unchanged(want: Desired, layout: Layout) -> set[str]:
+    """The tree files already on disk with exactly the wanted bytes."""
+    if not layout.output.is_dir():
+        return set()
+    return {path for path, data in want.tree.items() if _read(layout.output / path) == data}
+
+
+def _tree_changes(want: Desired, owned: Owned, layout: Layout, same: set[str], result: Written) -> bool:
     changed = False
-    for path, data in want.tree.items():
-        if _read(layout.output / path) == data:
+    for path in want.tree:
+        if path in same:
             result.unchanged += 1 if path != MANIFEST else 0
         else:
             changed = True
@@ -170,18 +177,25 @@ def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout) -> N
                    hint="move or delete them; pipec never replaces a file its manifest does not list")
 
 
-def _swap_in(want: Desired, owned: Owned, layout: Layout) -> None:
-    """Build the new tree beside the old one, then exchange them with one rename."""
+def _swap_in(want: Desired, owned: Owned, layout: Layout, same: set[str]) -> None:
+    """Build the new tree beside the old one, then exchange them with one rename. Files that do not change are
+    hard-linked from the old tree, so they keep their identity (and cost no writing)."""
     import shutil
 
     output = layout.output
     staging: Path | None = None
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{_TMP}", dir=output.parent))
+        folders: set[Path] = set()
         for path, data in want.tree.items():
             target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
+            if path in same:
+                os.link(output / path, target)
+            else:
+                target.write_bytes(data)
         if output.exists():
             _carry_foreign(output, staging, set(owned.tree) | {MANIFEST})
             _exchange(staging, output)

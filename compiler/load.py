@@ -449,8 +449,13 @@ class _Builder:
         return located(self.filename, self.text, span, code, message, hint)
 
 
+_MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF")
+
+
 def resolve_plain(text: str) -> Any:
     """Resolve an unquoted scalar by the YAML 1.2 core schema: `on`, `yes` and `no` remain text."""
+    if text and text[0] not in _MAYBE_NOT_TEXT:
+        return text  # the common case, decided without a regular expression
     if text in _NULL:
         return None
     if text in _BOOL:

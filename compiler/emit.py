@@ -125,6 +125,7 @@ def write(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Written:
     """Make the output match the artifacts exactly; unchanged output writes nothing."""
     want = desired(artifacts, layout, spec_sha)
     _refuse_symlinks(layout)
+    _refuse_escapes(want, layout)
     with _locked(layout.output):
         _recover(layout.output)
         owned = read_owned(layout)
@@ -164,6 +165,16 @@ def _refuse_symlinks(layout: Layout) -> None:
     if layout.output.is_symlink():
         raise fail("PC502", f"{layout.output} is a symbolic link; pipec writes only to a real folder",
                    hint="replace the link with a folder, or pass --output")
+
+
+def _refuse_escapes(want: Desired, layout: Layout) -> None:
+    """A file outside generated/ must stay inside the repository, even through symbolic links."""
+    root = layout.repository.resolve()
+    for path in want.external:
+        real = (layout.repository / path).resolve()
+        if root not in real.parents:
+            raise fail("PC501", f"{path} would be written to {real}, outside the repository",
+                       hint="a folder on the way is a symbolic link that leads out; replace it with a folder")
 
 
 def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout) -> None:

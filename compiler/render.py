@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -156,11 +157,16 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(folder) if os.access(folder, os.W_OK) else None
 
 
+# Characters that YAML refuses or reads as line breaks even inside quotes; JSON leaves them unescaped.
+_NOT_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
 def yaml_value(value: Any) -> str:
     """Any spec value as a YAML scalar that cannot break or inject into its document (JSON is YAML)."""
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(yaml_value(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
+    return _NOT_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def cloudformation_value(value: str) -> str:

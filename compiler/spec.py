@@ -25,7 +25,8 @@ CERTIFICATE = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-
 URL = r"^https?://[A-Za-z0-9.{}:/_-]+$"
 EMAIL = r"^[^@\s\"'`$]+@[^@\s\"'`$]+\.[A-Za-z]{2,}$"
 HEALTH_PATH = r"^/[A-Za-z0-9._~/-]*$"
-RELATIVE_PATH = r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/-]+$"
+RELATIVE_PATH = r"^(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
+CONTEXT = r"^(\.|(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)$"
 HANDLER = r"^[A-Za-z0-9_.$/-]+$"
 GITHUB_HANDLE = r"^@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9._-]+)?$"
 RUNNER = r"^[A-Za-z0-9._-]+$"
@@ -47,7 +48,8 @@ PATTERN_NAMES = {
     URL: "an http(s) URL, optionally with {env} or {region}",
     EMAIL: "an email address",
     HEALTH_PATH: "a URL path starting with /",
-    RELATIVE_PATH: "a path relative to the repository, without ..",
+    RELATIVE_PATH: "a path inside the repository, such as services/api (no leading /, no . or .. parts)",
+    CONTEXT: "a folder inside the repository, such as services/api, or . for the repository itself",
     HANDLER: "a Lambda handler such as app.handler",
     GITHUB_HANDLE: "a GitHub user or team such as @alice or @stiggio/platform",
     RUNNER: "a GitHub-hosted runner label such as ubuntu-24.04",
@@ -85,7 +87,7 @@ class ContainerImage(Model):
     """A container image built once per release, pushed to ECR and deployed by digest."""
 
     type: Literal["container-image"]
-    context: Annotated[str, Field(pattern=RELATIVE_PATH, description="Docker build context.")] = "."
+    context: Annotated[str, Field(pattern=CONTEXT, description="Docker build context.")] = "."
     dockerfile: Annotated[str | None, Field(pattern=RELATIVE_PATH, description="Dockerfile path.")] = None
     platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
 

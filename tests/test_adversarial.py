@@ -1,0 +1,60 @@
+"""Adversarial inputs beyond the error catalogue: look-alike names, names at AWS's limits, output paths that try
+to leave the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli
+
+
+def _spec(workdir: Path, old: str, new: str) -> None:
+    spec = workdir / "pipeline.yaml"
+    text = spec.read_text()
+    assert old in text
+    spec.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("name", ["аpi", "api\u200b", "Api", "api_v2", "api--v2", "-api", "1api", "api-"])
+def test_look_alike_and_invalid_names_are_refused_at_the_key(workdir: Path, name: str) -> None:
+    _spec(workdir, "\n  api:", f"\n  {name}:")
+    result = cli("validate", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 1
+    assert "error[PC104]" in result.stderr and f'the name "{name}" must be a lowercase name' in result.stderr
+
+
+def test_names_at_the_limit_build_and_one_past_it_does_not(workdir: Path) -> None:
+    # project (20) + environment (10) + service (32) + 2 hyphens = 64: the longest Lambda function name allowed.
+    _spec(workdir, "project: stigg", "project: " + "p" * 20)
+    _spec(workdir, "\n  webhooks:", "\n  " + "w" * 32 + ":")
+    result = cli("build", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 0, result.stderr
+    spec = workdir / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace("production", "productionx"))  # one character more
+    result = cli("validate", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 1
+    assert "error[PC211]: the function name" in result.stderr
+    assert "would have 65 characters; AWS allows 64" in result.stderr
+
+
+@pytest.mark.parametrize("folder", ["../outside", "/etc/pipec", "generated/../../x", "a/./b"])
+def test_a_workflows_folder_outside_the_repository_is_refused(workdir: Path, folder: str) -> None:
+    _spec(workdir, "workflows_dir: generated/workflows", f"workflows_dir: {folder}")
+    result = cli("build", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 1
+    assert "error[PC104]: `github.workflows_dir`" in result.stderr
+    assert not (workdir / "generated").exists()
+
+
+def test_a_symbolic_link_out_of_the_repository_is_refused(workdir: Path,
+                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (workdir / ".github").symlink_to(outside)
+    _spec(workdir, "workflows_dir: generated/workflows", "workflows_dir: .github/workflows")
+    result = cli("build", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 1
+    assert "error[PC501]: .github/workflows/pull-request.yml would be written to" in result.stderr
+    assert list(outside.iterdir()) == []
+    assert not (workdir / "generated").exists()

@@ -62,19 +62,27 @@ def _stubs(aws: Aws) -> dict[str, Stubber]:
     return stubs
 
 
-def _prepare_deploy(stubs: dict[str, Stubber], final_events: list[dict[str, Any]], final_status: str) -> None:
-    """Every call of `pipec deploy --env staging --service api --version 1.1.0`, up to the stack's final state."""
-    plan = compile_spec(EXAMPLE)
-    texts = {a.path: a.text for a in plan.artifacts}
+def _prepare_reads(stubs: dict[str, Stubber], status: str, *, deployed: bool = True) -> None:
+    """What `pipec deploy --env staging --service api --version 1.1.0` reads before it changes anything."""
+    texts = {a.path: a.text for a in compile_spec(EXAMPLE).artifacts}
     release = {"version": "1.1.0", "commit": "c" * 40, "artifacts": {"api-image": {"digest": DIGEST}}}
-    s3, cloudformation = stubs["s3"], stubs["cloudformation"]
+    s3 = stubs["s3"]
     s3.add_response("get_object", _body(json.dumps(release)))
-    stubs["ssm"].add_response("get_parameter", {"Parameter": {"Name": "/pipec/stigg/staging/api", "Version": 3,
-                              "Value": json.dumps({"version": "1.0.0", "commit": "b" * 40})}})
-    cloudformation.add_response("describe_stacks", _stack("UPDATE_COMPLETE"))
+    if deployed:
+        stubs["ssm"].add_response("get_parameter", {"Parameter": {"Name": "/pipec/stigg/staging/api", "Version": 3,
+                                  "Value": json.dumps({"version": "1.0.0", "commit": "b" * 40})}})
+    else:
+        stubs["ssm"].add_client_error("get_parameter", "ParameterNotFound", "not found", 400)
+    stubs["cloudformation"].add_response("describe_stacks", _stack(status))
     s3.add_response("get_object", _body(texts["generated/cloudformation/services/api.yaml"]))
     s3.add_response("get_object", _body(texts["generated/cloudformation/parameters/staging/us-east-1/api.json"]))
     stubs["ecr"].add_response("describe_images", {"imageDetails": [{"imageDigest": DIGEST}]})
+
+
+def _prepare_deploy(stubs: dict[str, Stubber], final_events: list[dict[str, Any]], final_status: str) -> None:
+    """Every call of `pipec deploy --env staging --service api --version 1.1.0`, up to the stack's final state."""
+    _prepare_reads(stubs, "UPDATE_COMPLETE")
+    cloudformation = stubs["cloudformation"]
     cloudformation.add_response("describe_stacks", _stack("UPDATE_COMPLETE"))
     cloudformation.add_response("create_change_set", {"Id": "arn:changeset/1", "StackId": STACK_ID}, {
         "StackName": "stigg-staging-api", "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "TemplateBody": ANY,
@@ -192,19 +200,26 @@ def test_an_expired_token(aws: Aws) -> None:
 
 def test_a_busy_stack_is_left_alone(aws: Aws) -> None:
     stubs = _stubs(aws)
-    plan = compile_spec(EXAMPLE)
-    texts = {a.path: a.text for a in plan.artifacts}
-    release = {"version": "1.1.0", "commit": "c" * 40, "artifacts": {"api-image": {"digest": DIGEST}}}
-    stubs["s3"].add_response("get_object", _body(json.dumps(release)))
-    stubs["ssm"].add_client_error("get_parameter", "ParameterNotFound", "not found", 400)
-    stubs["cloudformation"].add_response("describe_stacks", _stack("UPDATE_IN_PROGRESS"))
-    stubs["s3"].add_response("get_object", _body(texts["generated/cloudformation/services/api.yaml"]))
-    parameters = texts["generated/cloudformation/parameters/staging/us-east-1/api.json"]
-    stubs["s3"].add_response("get_object", _body(parameters))
-    stubs["ecr"].add_response("describe_images", {"imageDetails": [{"imageDigest": DIGEST}]})
+    _prepare_reads(stubs, "UPDATE_IN_PROGRESS", deployed=False)
     stubs["cloudformation"].add_response("describe_stacks", _stack("UPDATE_IN_PROGRESS"))
     _activate(stubs)
     problem, _ = _deploy(aws)
     _all_used(stubs)
     [found] = problem.diagnostics
     assert found.message == "[staging us-east-1 api] stack stigg-staging-api is busy (UPDATE_IN_PROGRESS)"
+
+
+def test_ctrl_c_during_a_deployment_says_what_is_left(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    stubs = _stubs(aws)
+    _prepare_reads(stubs, "UPDATE_COMPLETE", deployed=False)
+    _activate(stubs)
+
+    def interrupted(*args: object) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy, "apply", interrupted)
+    problem, _ = _deploy(aws)
+    assert problem.exit_code == ExitCode.INTERRUPTED
+    [found] = problem.diagnostics
+    assert found.message == ("[staging us-east-1 api] interrupted: CloudFormation goes on with the change; "
+                             "nothing was recorded in the ledger")

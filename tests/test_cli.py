@@ -117,3 +117,9 @@ def test_interrupt_exits_130(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     result = cli("validate", "pipeline.yaml", cwd=workdir)
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
+
+
+def test_the_committed_generated_tree_matches_the_example() -> None:
+    result = cli("check", "pipeline.yaml", cwd=REPO)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("pipec: 33 generated files match pipeline.yaml")

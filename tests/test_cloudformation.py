@@ -23,15 +23,9 @@ from tests.conftest import SPEC_NAMES, spec_source, templates_of
 @pytest.mark.slow
 def test_cfn_lint_and_checkov_report_nothing(built: dict[str, Path], tmp_path: Path) -> None:
     templates = [t for folder in built.values() for t in templates_of(folder)]
-    verdict = validators.cfn_lint(templates)
-    assert verdict.ok, verdict
-    scratch = tmp_path / "cfn"
-    scratch.mkdir()
-    for i, template in enumerate(templates):
-        (scratch / f"{i}-{template.name}").write_text(template.read_text())
-    verdict = validators.checkov(scratch, "cloudformation")
-    assert verdict.ok, verdict
-    assert "Failed checks: 0" in verdict.output or "Passed checks" in verdict.output or verdict.output == ""
+    assert len(templates) == 26  # bootstrap, network and one per service, for each of the six specs
+    failures = [str(v) for v in validators.all_cloudformation_validators(templates, tmp_path / "cfn") if not v.ok]
+    assert failures == []
 
 
 @pytest.mark.slow

@@ -45,11 +45,24 @@ def cfn_lint(templates: list[Path]) -> Verdict:
 
 
 def checkov(folder: Path, framework: str) -> Verdict:
+    """checkov on a folder; it passes only when it ran checks and none failed (a scan of nothing fails)."""
     binary = os.environ.get("PIPEC_CHECKOV") or str(Path(__file__).parent.parent / ".tools/checkov/bin/checkov")
     if not Path(binary).exists():
         raise RuntimeError(f"checkov is not installed at {binary}; run `make test`")
-    return _run(f"checkov {framework}", [binary, "-d", str(folder), "--framework", framework, "--skip-download",
-                                        "--compact", "--quiet"])
+    verdict = _run(f"checkov {framework}", [binary, "-d", str(folder), "--framework", framework, "--skip-download",
+                                           "--compact"])
+    passed = [int(n) for n in re.findall(r"Passed checks: (\d+)", verdict.output)]
+    failed = [int(n) for n in re.findall(r"Failed checks: (\d+)", verdict.output)]
+    ok = verdict.ok and bool(passed) and sum(passed) > 0 and sum(failed) == 0
+    return Verdict(verdict.tool, ok, verdict.output if not ok else f"passed {sum(passed)} checks")
+
+
+def all_cloudformation_validators(templates: list[Path], scratch: Path) -> list[Verdict]:
+    """cfn-lint on the templates, and checkov on copies of them (numbered, so names never clash)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    for i, template in enumerate(templates):
+        (scratch / f"{i}-{template.name}").write_text(template.read_text())
+    return [cfn_lint(templates), checkov(scratch, "cloudformation")]
 
 
 def workflow_folder(workflows: list[Path], into: Path, *, pins_as_tags: bool = False) -> Path:

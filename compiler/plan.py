@@ -42,7 +42,6 @@ class Parameter(NamedTuple):
     min_value: int | None = None
     max_value: int | None = None
     allowed: tuple[str, ...] = ()
-    no_echo: bool = False
 
     @property
     def per_release(self) -> bool:
@@ -136,7 +135,6 @@ class ServicePlan(NamedTuple):
     project: str
     name: str
     kind: str  # web | worker | lambda
-    logical: str  # CamelCase stem for logical ids
     artifact: ArtifactPlan
     template: str
     parameters: tuple[Parameter, ...]
@@ -187,21 +185,18 @@ class NetworkPlan(NamedTuple):
 
 class EnvironmentPlan(NamedTuple):
     name: str
-    order: int
     account: str
     regions: tuple[str, ...]
     approval: bool
     reviewers: tuple[str, ...]
     url: str | None
     urls: tuple[tuple[str, str], ...]  # (region, url)
-    networks: tuple[tuple[str, NetworkPlan], ...]
     deploy_role: str
     sanity_role: str
     cfn_role: str
     bootstrap: tuple[Stack, ...]
     network: tuple[Stack, ...]
     previous: str | None = None
-    is_last: bool = False
 
     @property
     def home_region(self) -> str:
@@ -270,9 +265,6 @@ class Plan(NamedTuple):
         env = self.build_env
         return f"{env.account}.dkr.ecr.{env.home_region}.amazonaws.com"
 
-    @property
-    def owner(self) -> str:
-        return self.repository.split("/")[0]
 
 
 # ---------------------------------------------------------------- building the plan
@@ -324,21 +316,18 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
     target = [Target(name, region, env.account) for region in env.regions]
     return EnvironmentPlan(
         name=name,
-        order=index,
         account=env.account,
         regions=tuple(env.regions),
         approval=env.approval == "manual",
         reviewers=tuple(env.reviewers),
         url=env.url,
         urls=tuple((r, _fill(env.url, name, r)) for r in env.regions) if env.url else (),
-        networks=tuple((r, _network(spec, name, r)) for r in env.regions),
         deploy_role=names.role(project, name, "deploy"),
         sanity_role=names.role(project, name, "sanity"),
         cfn_role=names.role(project, name, "cfn"),
         bootstrap=tuple(_bootstrap_stack(spec, name, t) for t in target),
         network=tuple(_network_stack(spec, name, t) for t in target),
         previous=names_in_order[index - 1] if index else None,
-        is_last=index == len(names_in_order) - 1,
     )
 
 
@@ -416,7 +405,7 @@ def _service(spec: Spec, name: str, environments: tuple[EnvironmentPlan, ...]) -
     https = kind == "web" and any(e.certificates for e in spec.environments.values())
     parameters = _parameters(kind, artifact, env_vars, https, service)
     common = ServicePlan(
-        project=spec.project, name=name, kind=kind, logical=camel(name), artifact=artifact,
+        project=spec.project, name=name, kind=kind, artifact=artifact,
         template=f"{CLOUDFORMATION}/services/{name}.yaml", parameters=parameters,
         stacks=tuple(_service_stack(spec, name, env, region, env_vars, parameters)
                      for env in environments for region in env.regions),

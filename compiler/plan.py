@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import NamedTuple
 
-from pipec import names
+from pipec import __version__, names
 from pipec.artifacts import GENERATED
 from pipec.aws_facts import ELB_LOG_ACCOUNTS
 from pipec.schedule import eventbridge
@@ -217,6 +217,7 @@ class Plan(NamedTuple):
     initial_version: str
     runner: str
     workflows_dir: str
+    pipec_requirement: str  # what the workflows install to run pipec
     environments: tuple[EnvironmentPlan, ...]
     services: tuple[ServicePlan, ...]
     artifacts: tuple[ArtifactPlan, ...]
@@ -287,6 +288,7 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         initial_version=spec.release.initial_version,
         runner=spec.github.runner,
         workflows_dir=spec.github.workflows_dir.rstrip("/"),
+        pipec_requirement=spec.github.pipec or f"pipec=={__version__}",
         environments=environments,
         services=services,
         artifacts=artifacts,

@@ -137,7 +137,6 @@ def _environment() -> jinja2.Environment:
     env.globals["oidc_host"] = OIDC_HOST
     env.globals["uses"] = uses
     env.globals["python_version"] = PYTHON_VERSION
-    env.globals["pipec_version"] = __version__
     return env
 
 

@@ -30,6 +30,7 @@ CONTEXT = r"^(\.|(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)$"
 HANDLER = r"^[A-Za-z0-9_.$/-]+$"
 GITHUB_HANDLE = r"^@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9._-]+)?$"
 RUNNER = r"^[A-Za-z0-9._-]+$"
+REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._+=<>!~@:/,\[\]-]*$"
 
 # Human names for patterns, used in error messages.
 PATTERN_NAMES = {
@@ -53,6 +54,7 @@ PATTERN_NAMES = {
     HANDLER: "a Lambda handler such as app.handler",
     GITHUB_HANDLE: "a GitHub user or team such as @alice or @stiggio/platform",
     RUNNER: "a GitHub-hosted runner label such as ubuntu-24.04",
+    REQUIREMENT: "a pip requirement without spaces, such as pipec==0.1.0 or git+https://github.com/o/pipec@v0.1.0",
 }
 
 Name = Annotated[str, Field(pattern=NAME, min_length=1, max_length=32)]
@@ -81,6 +83,9 @@ class GitHub(Model):
         "Folder of the generated workflows, relative to pipeline.yaml. A folder inside generated/ is "
         "part of the generated tree."))] = ".github/workflows"
     runner: Annotated[str, Field(pattern=RUNNER, description="runs-on label of every job.")] = "ubuntu-24.04"
+    pipec: Annotated[str | None, Field(pattern=REQUIREMENT, description=(
+        "What the workflows install with pip to run pipec (default: this pipec's version from PyPI), e.g. "
+        "git+https://github.com/org/pipec@v0.1.0 or a private index's pipec==0.1.0."))] = None
 
 
 class ContainerImage(Model):

@@ -245,19 +245,26 @@ def test_a_build_killed_at_any_moment_leaves_the_old_or_the_new_tree(workdir: Pa
     new = _snapshot(generated)
     assert old != new
 
+    binary = str(Path(sys.executable).parent / "pipec")
+    started = time.perf_counter()  # how long a whole build takes on this machine, right now
+    subprocess.run([binary, "build", "pipeline.yaml"], cwd=workdir, check=True, capture_output=True)
+    duration = time.perf_counter() - started
     outcomes = set()
-    for step in range(40):
-        # Alternate between the two specs, so every run has a different tree to write.
+    for step in range(60):
+        # Alternate between the two specs, so every run has a different tree to write; kill at moments spread
+        # over the whole run (and a little after it), so the kills land before, during and after the swap.
         spec.write_text(original if step % 2 == 0 else original.replace("min: 3, max: 12", "min: 3, max: 13"))
         expected_before = _snapshot(generated)
-        process = subprocess.Popen([str(Path(sys.executable).parent / "pipec"), "build", "pipeline.yaml"],
-                                   cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.1 + step * 0.008)
+        process = subprocess.Popen([binary, "build", "pipeline.yaml"], cwd=workdir, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(duration * (0.3 + (step % 20) * 0.045))
         process.send_signal(signal.SIGKILL)
         process.wait()
         state = _snapshot(generated)
         assert state in (old, new), f"mixed tree after a kill at step {step}"
         outcomes.add("unchanged" if state == expected_before else "replaced")
+        if step >= 20 and outcomes == {"unchanged", "replaced"}:
+            break
     # The kills landed both before and after the swap.
     assert outcomes == {"unchanged", "replaced"}
     # The next build cleans up whatever a killed one left beside the tree.

@@ -29,13 +29,13 @@ SIZES = (1, 5, 20, 50, 200)
 TARGETS = {("example", "build"): 0.3, ("50 services", "build"): 0.5, ("example", "--version"): 0.15}
 
 
-def measure(args: list[str], cwd: Path, before: Callable[[int], None] | None = None) -> tuple[float, float]:
+def measure(args: list[str], cwd: Path, before: Callable[[int], Path | None] | None = None) -> tuple[float, float]:
     """Median wall seconds and peak MiB of `pipec args` over RUNS runs (after one warm-up); `before` prepares
-    each run, untimed."""
+    each run, untimed, and may name the folder it runs in."""
     walls, peaks = [], []
     for run in range(RUNS + 1):
         if before is not None:
-            before(run)
+            cwd = before(run) or cwd
         start = time.perf_counter()
         process = subprocess.Popen([PIPEC, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(process.pid, 0)
@@ -56,9 +56,13 @@ def case(name: str, folder: Path) -> dict[str, tuple[float, float]]:
     changed = original.replace("max: 12", "max: 13") if "max: 12" in original else original.replace(
         "max: 3", "max: 4", 1)
 
-    def fresh(run: int) -> None:
-        for path in (generated, folder / ".github"):
-            shutil.rmtree(path, ignore_errors=True)
+    def fresh(run: int) -> Path:
+        # A new folder per run: deleting the previous run's tree would charge its clean-up (on a file system
+        # mounted with `discard`, many milliseconds) to the next measurement.
+        empty = folder / f"fresh-{run}"
+        empty.mkdir()
+        shutil.copy(spec_file, empty / "pipeline.yaml")
+        return empty
 
     def one_change(run: int) -> None:  # every run rebuilds after one scaling value changed
         spec_file.write_text(changed if run % 2 else original)
@@ -108,7 +112,7 @@ def main() -> None:
     per_service_high = (two_hundred - fifty) / 150
     print(f"\nbuild from 50 to 200 services: {fifty:.3f} s -> {two_hundred:.3f} s (x{two_hundred / fifty:.2f}); "
           f"cost per added service {per_service_low * 1000:.1f} ms (1..50) and {per_service_high * 1000:.1f} ms "
-          f"(50..200): {'linear' if per_service_high <= 1.5 * per_service_low else 'faster than linear'}")
+          f"(50..200): {'linear' if per_service_high <= 1.5 * per_service_low else 'growing faster than linear'}")
     print("targets:")
     for (name, command), limit in TARGETS.items():
         value = rows[name][command][0]

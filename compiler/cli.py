@@ -10,12 +10,15 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipec import __version__
 from pipec.diagnostics import EXIT_CODES_HELP, ExitCode, PipecError, report
+
+if TYPE_CHECKING:
+    from pipec.versions import Versions
 
 app = typer.Typer(
     name="pipec",
@@ -209,7 +212,7 @@ def version_current(spec: SpecArg = Path("pipeline.yaml")) -> None:
     _execute(action)
 
 
-def _versions(spec: Path):  # type: ignore[no-untyped-def]
+def _versions(spec: Path) -> Versions:
     from pipec import build, versions
 
     release = build.validated(spec).spec.release

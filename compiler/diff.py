@@ -60,7 +60,7 @@ def compare(old: Tree, new: Tree) -> Report:
     new_parsed = {path: _parse(path, text) for path, text in new.items()}
     stacks = _stacks(old, new, old_parsed, new_parsed)
     workflows = _workflows(old_parsed, new_parsed)
-    covered = {p for p in (*old, *new) if _PARAMETERS in p or "cloudformation/" in p or _is_workflow(
+    covered = {p for p in (*old, *new) if "cloudformation/" in p or _is_workflow(
         old_parsed.get(p) if p in old_parsed else new_parsed.get(p))}
     files = [Change(_status(old.get(p), new.get(p)), p) for p in sorted({*old, *new} - covered)
              if old.get(p) != new.get(p) and not p.endswith("manifest.json")]

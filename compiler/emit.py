@@ -129,9 +129,9 @@ def write(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Written:
     with _locked(layout.output):
         _recover(layout.output)
         owned = read_owned(layout)
-        _refuse_foreign_overwrites(want, owned, layout)
-        result = Written()
         same = _unchanged(want, layout)
+        _refuse_foreign_overwrites(want, owned, layout, same)
+        result = Written()
         if _tree_changes(want, owned, layout, same, result):
             _swap_in(want, owned, layout, same)
         _write_external(want, owned, layout, result)
@@ -177,9 +177,9 @@ def _refuse_escapes(want: Desired, layout: Layout) -> None:
                        hint="a folder on the way is a symbolic link that leads out; replace it with a folder")
 
 
-def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout) -> None:
+def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout, same: set[str]) -> None:
     conflicts = [layout.output / p for p in want.tree if p != MANIFEST and p not in owned.tree
-                 and (layout.output / p).exists() and _read(layout.output / p) != want.tree[p]]
+                 and p not in same and (layout.output / p).exists()]
     conflicts += [layout.repository / p for p in want.external if p not in owned.external
                   and (layout.repository / p).exists() and _read(layout.repository / p) != want.external[p]]
     if conflicts:

@@ -10,27 +10,28 @@ from pipec.diagnostics import fail
 
 def git(*args: str, cwd: Path) -> str:
     """Run git and return its stdout; any failure becomes a PipecError (PC606) that says what git said."""
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise fail("PC606", "git is not installed", hint="install git, or run pipec outside this command") from None
+    done = _run(list(args), cwd)
     if done.returncode != 0:
-        said = (done.stderr or done.stdout).strip().splitlines()
+        said = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
         raise fail("PC606", f"git {args[0]} failed: {said[-1] if said else 'exit ' + str(done.returncode)}",
                    hint="run pipec inside the repository that holds pipeline.yaml")
-    return done.stdout
+    return done.stdout.decode()
 
 
 def show(ref: str, path: Path) -> bytes:
     """The bytes of a file at a ref (path is any path inside the work tree)."""
     top = Path(git("rev-parse", "--show-toplevel", cwd=path.parent).strip())
     relative = path.resolve().relative_to(top.resolve()).as_posix()
-    try:
-        done = subprocess.run(["git", "show", f"{ref}:{relative}"], cwd=top, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise fail("PC606", "git is not installed") from None
+    done = _run(["show", f"{ref}:{relative}"], top)
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()
         raise fail("PC606", f"cannot read {relative} at {ref}: {said[-1] if said else 'git show failed'}",
                    hint="is the ref fetched? In CI, check out with fetch-depth: 0")
     return done.stdout
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise fail("PC606", "git is not installed", hint="install git, or run pipec outside this command") from None

@@ -65,9 +65,10 @@ def zip_key(version: str, artifact: str) -> str:
     return f"{release_prefix(version)}artifacts/{artifact}.zip"
 
 
-def concurrency_group(project: str, env: str) -> str:
-    """GitHub concurrency group shared by deploys and rollbacks of one environment."""
-    return f"{project}-{env}-deploy"
+def concurrency_group(project: str, env: str, region: str) -> str:
+    """GitHub concurrency group shared by the deploys and rollbacks of one environment in one region (one group
+    per environment would make its regions' matrix jobs cancel each other)."""
+    return f"{project}-{env}-{region}"
 
 
 def lengths(project: str, env: str, service: str, kind: str, account: str, regions: list[str]) -> dict[str, str]:

@@ -267,7 +267,6 @@ class Plan(NamedTuple):
         return f"{env.account}.dkr.ecr.{env.home_region}.amazonaws.com"
 
 
-
 # ---------------------------------------------------------------- building the plan
 
 
@@ -276,7 +275,9 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
     spec = validated.spec
     artifacts = tuple(_artifact(spec, name) for name in spec.artifacts)
     environments = tuple(_environment(spec, i, name) for i, name in enumerate(spec.environments))
-    services = tuple(_service(spec, name, environments) for name in spec.services)
+    by_name = {a.name: a for a in artifacts}
+    services = tuple(_service(spec, name, by_name[spec.services[name].artifact], environments)
+                     for name in spec.services)
     registries = tuple(dict.fromkeys((e.account, r) for e in environments for r in e.regions))
     build = environments[0]
     checks = spec.checks
@@ -399,9 +400,8 @@ def _flag(value: bool) -> str:
 # ---------------------------------------------------------------- services
 
 
-def _service(spec: Spec, name: str, environments: tuple[EnvironmentPlan, ...]) -> ServicePlan:
+def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[EnvironmentPlan, ...]) -> ServicePlan:
     service = spec.services[name]
-    artifact = _artifact(spec, service.artifact)
     env_vars = _env_vars(service.env, service.config)
     kind = "lambda" if isinstance(service, LambdaService) else "web" if service.port is not None else "worker"
     https = kind == "web" and any(e.certificates for e in spec.environments.values())
@@ -416,14 +416,15 @@ def _service(spec: Spec, name: str, environments: tuple[EnvironmentPlan, ...]) -
     )
     if isinstance(service, EcsService):
         return common._replace(alarms=_ecs_alarms(service.alarms, web=kind == "web"), port=service.port,
-                       health_check=service.health_check, https=https,
-                       command=tuple(service.command) if service.command else None)
+                               health_check=service.health_check, https=https,
+                               command=tuple(service.command) if service.command else None)
     rollout = service.rollout
-    return common._replace(alarms=_lambda_alarms(service.alarms), handler=service.handler, runtime=service.runtime,
-                   architecture=service.architecture, timeout=service.timeout, public_url=service.public_url,
-                   schedule=eventbridge(service.schedule) if service.schedule else None,
-                   dead_letter_queue=service.dead_letter_queue,
-                   rollout=Rollout(rollout.strategy, rollout.percent, rollout.minutes))
+    return common._replace(alarms=_lambda_alarms(service.alarms), handler=service.handler,
+                           runtime=service.runtime, architecture=service.architecture, timeout=service.timeout,
+                           public_url=service.public_url,
+                           schedule=eventbridge(service.schedule) if service.schedule else None,
+                           dead_letter_queue=service.dead_letter_queue,
+                           rollout=Rollout(rollout.strategy, rollout.percent, rollout.minutes))
 
 
 def _env_vars(base: dict[str, str], config: dict[str, dict[str, str]]) -> tuple[EnvVar, ...]:

@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from pipec import __version__
+from pipec import __version__, names
 from pipec.artifacts import GENERATED, Artifact, check_syntax, header, parse
 from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
 
@@ -84,13 +84,13 @@ def mermaid(plan: Plan) -> str:
         lines += [f'  version --> {node}["build {artifact.name}"]', f"  {node} --> bundle"]
     lines.append('  bundle["release bundle"]')
     previous = "bundle"
+    services = ", ".join(service.name for service in plan.services)
     for env in plan.environments:
         deploy, e2e = _node("deploy", env.name), _node("e2e", env.name)
         if env.approval:
             gate = _node("approve", env.name)
             lines.append(f'  {previous} --> {gate}{{"approval {env.name}"}}')
             previous = gate
-        services = ", ".join(service.name for service in plan.services)
         lines.append(f'  {previous} --> {deploy}["deploy {env.name}<br/>{", ".join(env.regions)}<br/>{services}"]')
         previous = deploy
         if plan.e2e:
@@ -136,6 +136,7 @@ def _environment() -> jinja2.Environment:
     env.globals["gh"] = github_expression
     env.globals["oidc_host"] = OIDC_HOST
     env.globals["uses"] = uses
+    env.globals["concurrency_group"] = names.concurrency_group
     env.globals["python_version"] = PYTHON_VERSION
     return env
 

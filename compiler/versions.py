@@ -46,7 +46,7 @@ def compute(prefix: str, initial: str, repo: Path) -> Versions:
     git("rev-parse", "--verify", "HEAD", cwd=repo)  # a clear error in a repository without commits
     tags = releases(prefix, repo)
     if not tags:
-        return Versions(None, initial, "initial", _count(None, repo))
+        return Versions(None, initial, "initial", _count(repo))
     current = tags[0]
     messages = git("log", f"{prefix}{current}..HEAD", "--format=%B%x00", cwd=repo).split("\x00")
     messages = [m.strip() for m in messages if m.strip()]
@@ -67,5 +67,6 @@ def _bump(messages: list[str]) -> str:
     return level
 
 
-def _count(since: str | None, repo: Path) -> int:
-    return int(git("rev-list", "--count", "HEAD" if since is None else f"{since}..HEAD", cwd=repo).strip() or 0)
+def _count(repo: Path) -> int:
+    """Commits up to HEAD."""
+    return int(git("rev-list", "--count", "HEAD", cwd=repo).strip() or 0)

@@ -12,12 +12,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from pipec import __version__, names
-from pipec.artifacts import GENERATED, Artifact
-from pipec.aws.session import Aws, code_of, errors
+from pipec.artifacts import Artifact
+from pipec.aws.session import Aws, code_of, errors, utc_now
 from pipec.diagnostics import ExitCode, fail
 from pipec.plan import Plan, Release, ServicePlan, Target
 
@@ -60,28 +59,33 @@ class Bundles:
         return [str(v) for v in sorted(valid, reverse=True)]
 
     def file(self, version: str, path: str) -> str:
-        """A file of the release's generated tree, e.g. cloudformation/services/api.yaml."""
+        """A generated file of the release, by its path in the repository (generated/cloudformation/...)."""
         key = (version, path)
         if key not in self._files:
-            self._files[key] = self._get(version, f"{GENERATED}/{path}", what=f"{path} of release {version}")
+            self._files[key] = self._get(version, path, what=f"{path} of release {version}")
         return self._files[key]
 
     def _get(self, version: str, path: str, *, what: str) -> str:
-        from botocore.exceptions import ClientError
-
-        bucket, key = _location(self.plan, version, path)
-        client = self.aws.client("s3", self.plan.build_env.home_region)
         with errors(f"reading {what}"):
-            try:
-                body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            except ClientError as exc:
-                if code_of(exc) not in ("NoSuchKey", "404", "NoSuchBucket"):
-                    raise
-                raise fail("PC603", f"{what} is not in s3://{bucket}/{names.release_prefix(version)}",
-                           hint="releases are published by the release workflow (`pipec bundle`); "
-                                "`pipec history` lists the versions that were deployed",
-                           exit_code=ExitCode.AWS) from None
-        return bytes(body).decode("utf-8")
+            body = _object(self.aws, self.plan, version, path)
+        if body is None:
+            raise fail("PC603", f"{what} is not in s3://{self.plan.release_bucket}/{names.release_prefix(version)}",
+                       hint="releases are published by the release workflow (`pipec bundle`); "
+                            "`pipec history` lists the versions that were deployed", exit_code=ExitCode.AWS)
+        return body.decode("utf-8")
+
+
+def _object(aws: Aws, plan: Plan, version: str, path: str) -> bytes | None:
+    """An object of a release bundle, or None when it (or the bucket) is not there."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = _location(plan, version, path)
+    try:
+        return bytes(aws.client("s3", plan.build_env.home_region).get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if code_of(exc) not in ("NoSuchKey", "404", "NoSuchBucket"):
+            raise
+        return None
 
 
 def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commit: str,
@@ -108,7 +112,7 @@ def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commi
     with errors(f"uploading release {version}"):
         for artifact in tree:
             s3.put_object(Bucket=bucket, Key=prefix + artifact.path, Body=artifact.text.encode("utf-8"))
-        record["created_at"] = _now()
+        record["created_at"] = utc_now()
         s3.put_object(Bucket=bucket, Key=prefix + RECORD, Body=json.dumps(record, indent=2, sort_keys=True))
     out(f"pipec: published release {version} ({commit[:12]}) to s3://{bucket}/{prefix} with {len(tree)} files")
 
@@ -124,17 +128,9 @@ def _check_digests(plan: Plan, digests: dict[str, str]) -> None:
 
 
 def _existing(aws: Aws, plan: Plan, version: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    bucket, key = _location(plan, version, RECORD)
     with errors(f"reading release {version}"):
-        try:
-            body = aws.client("s3", plan.build_env.home_region).get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if code_of(exc) not in ("NoSuchKey", "404"):
-                raise
-            return None
-    data: dict[str, Any] = json.loads(body)
+        body = _object(aws, plan, version, RECORD)
+    data: dict[str, Any] | None = json.loads(body) if body is not None else None
     return data
 
 
@@ -192,7 +188,3 @@ def place_artifact(aws: Aws, plan: Plan, service: ServicePlan, target: Target, r
         s3.copy_object(Bucket=destination[0], Key=destination[1],
                        CopySource={"Bucket": source[0], "Key": source[1]},
                        MetadataDirective="REPLACE", Metadata={"sha256": digest.removeprefix("sha256:")})
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

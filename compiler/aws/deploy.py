@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from pipec.artifacts import Artifact
-from pipec.aws import ledger
+from pipec.aws import ledger, targets
 from pipec.aws.bundle import Bundles, place_artifact
-from pipec.aws.session import Aws
+from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter_values
 from pipec.diagnostics import ExitCode, fail
 from pipec.plan import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
@@ -33,19 +32,8 @@ class Request:
 
 
 def _select(plan: Plan, request: Request) -> tuple[EnvironmentPlan, list[str], list[ServicePlan]]:
-    names = [e.name for e in plan.environments]
-    if request.env not in names:
-        raise fail("PC605", f'unknown environment "{request.env}"', hint=f"environments: {', '.join(names)}")
-    env = plan.environment(request.env)
-    if request.region is not None and request.region not in env.regions:
-        raise fail("PC605", f'environment "{env.name}" does not deploy to {request.region}',
-                   hint=f"its regions: {', '.join(env.regions)}")
-    services = [s.name for s in plan.services]
-    if request.service is not None and request.service not in services:
-        raise fail("PC605", f'unknown service "{request.service}"', hint=f"services: {', '.join(services)}")
-    regions = [request.region] if request.region else list(env.regions)
-    chosen = [s for s in plan.services if request.service in (None, s.name)]
-    return env, regions, chosen
+    env = targets.environment(plan, request.env)
+    return env, targets.regions(env, request.region), targets.services(plan, request.service)
 
 
 def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
@@ -99,8 +87,8 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
             and existing["StackStatus"] in STABLE and _parameter(existing, "Version") == version):
         out(f"[{label}] {version} is already deployed; nothing to do")
         return
-    template = bundles.file(version, _tree_path(service.template))
-    parameters = parameter_values(bundles.file(version, _tree_path(stack.parameter_file)))
+    template = bundles.file(version, service.template)
+    parameters = parameter_values(bundles.file(version, stack.parameter_file))
     parameters |= service.release_values(target, release)
     place_artifact(aws, plan, service, target, release, image_wait=float(os.environ.get("PIPEC_IMAGE_WAIT", "600")))
     change = Change(stack.name, target.region, template, parameters, _tags(plan, service, target, release, action),
@@ -114,13 +102,9 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
     if not changed:
         out(f"[{label}] no changes")
     entry = ledger.Entry(version=version, commit=release.commit, digest=release.digests[service.artifact.name],
-                         at=_now(), by=aws.actor(), action=action)
+                         at=utc_now(), by=aws.actor(), action=action)
     ledger.record(aws, service, target, entry)
     out(f"[{label}] recorded {version} in {service.ledger_for(target.env)}")
-
-
-def _tree_path(path: str) -> str:
-    return path.split("/", 1)[1]  # generated/cloudformation/... -> cloudformation/...
 
 
 def _tags(plan: Plan, service: ServicePlan, target: Target, release: Release, action: str) -> dict[str, str]:
@@ -137,10 +121,6 @@ def _parameter(stack: dict[str, Any], key: str) -> str | None:
 def _role(aws: Aws, plan: Plan, target: Target) -> str:
     partition = aws.identity()["arn"].split(":")[1] or "aws"
     return f"arn:{partition}:iam::{target.account}:role/{plan.environment(target.env).cfn_role}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def bootstrap(aws: Aws, plan: Plan, artifacts: list[Artifact], env_name: str, region: str | None, out: Out) -> None:

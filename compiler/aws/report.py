@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import semver
 
-from pipec.aws import ledger
+from pipec.aws import ledger, targets
 from pipec.aws.session import Aws
 from pipec.aws.stacks import describe
 from pipec.diagnostics import ExitCode, fail
@@ -29,18 +29,7 @@ class Row:
 
 
 def _environments(plan: Plan, env: str | None) -> list[EnvironmentPlan]:
-    if env is None:
-        return list(plan.environments)
-    if env not in [e.name for e in plan.environments]:
-        raise fail("PC605", f'unknown environment "{env}"',
-                   hint=f"environments: {', '.join(e.name for e in plan.environments)}")
-    return [plan.environment(env)]
-
-
-def _regions(env: EnvironmentPlan, region: str | None) -> list[str]:
-    if region is not None and region not in env.regions:
-        raise fail("PC605", f'environment "{env.name}" does not deploy to {region}')
-    return [region] if region else list(env.regions)
+    return list(plan.environments) if env is None else [targets.environment(plan, env)]
 
 
 def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: list[str]) -> list[Row]:
@@ -52,7 +41,7 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
             notes.append(f"{environment.name}: skipped, it is in account {environment.account} and the "
                          f"credentials are for {account}")
             continue
-        for name in _regions(environment, region):
+        for name in targets.regions(environment, region):
             target = Target(environment.name, name, environment.account)
             for service in plan.services:
                 entry = ledger.current(aws, service, target)
@@ -67,18 +56,15 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
 
 
 def history(aws: Aws, plan: Plan, env: str, service: str | None, region: str | None) -> list[Row]:
-    environment = _environments(plan, env)[0]
+    environment = targets.environment(plan, env)
     aws.require_account(environment.account, environment.name)
-    names = [s.name for s in plan.services]
-    if service is not None and service not in names:
-        raise fail("PC605", f'unknown service "{service}"', hint=f"services: {', '.join(names)}")
+    chosen = targets.services(plan, service)
     rows = []
-    for name in _regions(environment, region):
+    for name in targets.regions(environment, region):
         target = Target(environment.name, name, environment.account)
-        for plan_service in plan.services:
-            if service in (None, plan_service.name):
-                rows += [Row(e.env, e.region, e.service, e.version, e.commit[:12], e.at, e.by, "", e.action)
-                         for e in ledger.history(aws, plan_service, target)]
+        for plan_service in chosen:
+            rows += [Row(e.env, e.region, e.service, e.version, e.commit[:12], e.at, e.by, "", e.action)
+                     for e in ledger.history(aws, plan_service, target)]
     return sorted(rows, key=lambda r: r.at, reverse=True)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from pipec.diagnostics import ExitCode, PipecError, fail
@@ -112,3 +113,8 @@ def client_error(exc: Exception, prefix: str = "") -> PipecError:
                     hint="the role needs this permission; the bootstrap stack defines what the deploy role may do",
                     exit_code=ExitCode.AWS)
     return fail("PC602", f"{prefix}AWS refused the request: {code}: {message}", exit_code=ExitCode.AWS)
+
+
+def utc_now() -> str:
+    """The time of a deployment or release record: UTC, milliseconds, ISO 8601 with Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

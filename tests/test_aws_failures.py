@@ -5,6 +5,7 @@ resource and reason, and leaves the ledger unchanged (a put_parameter the stubs 
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from collections.abc import Iterator
@@ -33,6 +34,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake")
     monkeypatch.setenv("PIPEC_POLL_SECONDS", "0")
     yield Aws()
+
+
+def test_aws_commands_collect_garbage_again() -> None:
+    """The console command pauses the garbage collector for short compiles; a deployment may poll for an hour."""
+    gc.disable()
+    try:
+        Aws()
+        assert gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def _body(data: str) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from pipec import __version__
-from tests.conftest import REPO, cli
+from tests.conftest import BIN, REPO, cli
 
 
 def test_version() -> None:
@@ -123,3 +125,35 @@ def test_the_committed_generated_tree_matches_the_example() -> None:
     result = cli("check", "pipeline.yaml", cwd=REPO)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("pipec: 33 generated files match pipeline.yaml")
+
+
+COMMANDS = {"console script": [str(BIN / "pipec")], "python -m": [str(BIN / "python"), "-m", "pipec"]}
+
+
+@pytest.mark.parametrize(("command", "unbuffered"), [("console script", ""), ("console script", "1"),
+                                                     ("python -m", "")])
+def test_the_installed_command_keeps_its_exit_codes_and_whole_output(workdir: Path, command: str,
+                                                                      unbuffered: str) -> None:
+    """The installed command ends without the interpreter's tear-down; its exit codes and every byte it printed
+    must survive that, with buffered and unbuffered streams alike."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*COMMANDS[command], *args], cwd=workdir, capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONUNBUFFERED": unbuffered}, timeout=120)
+
+    built = run("build", "pipeline.yaml")
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.startswith("pipec: wrote 32 file(s)") and built.stdout.endswith("workflows/sanity.yml\n")
+    schema = run("schema")
+    assert (schema.returncode, schema.stdout) == (0, (REPO / "generated" / "pipeline.schema.json").read_text())
+    fresh = run("check", "pipeline.yaml")  # printed without a flush of its own
+    assert (fresh.returncode, fresh.stdout) == (0, "pipec: 33 generated files match pipeline.yaml\n")
+    (workdir / "generated" / "README.md").write_text("edited\n")
+    stale = run("check", "pipeline.yaml")
+    assert stale.returncode == 3 and "generated/README.md" in stale.stderr
+    spec = workdir / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace("    port: 8080", "    port: eighty"))
+    wrong = run("validate", "pipeline.yaml")
+    assert wrong.returncode == 1 and wrong.stderr.endswith("pipec: 1 error\n")
+    usage = run("validate", "--no-such-flag")
+    assert usage.returncode == 2 and "No such option" in usage.stderr

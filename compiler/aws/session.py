@@ -6,6 +6,7 @@ usual places (AWS_ENDPOINT_URL included, which is how the tests reach their moto
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ class Aws:
 
     def __init__(self) -> None:
         import boto3
+
+        gc.enable()  # `pipec.__main__` pauses it for short compiles; an AWS command may poll for many minutes
         from botocore.config import Config
 
         self._session = boto3.session.Session()

@@ -172,8 +172,9 @@ def test_a_sample_of_generated_specs_passes_the_validators(tmp_path: Path) -> No
 # ---------------------------------------------------------------- invalid input
 
 
-def _located_failure(raw: bytes, folder: Path) -> None:
-    """The spec is either valid or refused with exit 1 and located diagnostics; never a crash."""
+def _located_failure(raw: bytes, folder: Path) -> int:
+    """The spec is either valid or refused with exit 1 and located diagnostics; never a crash. Returns the exit
+    code."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pipeline.yaml").write_bytes(raw)
     result = cli("validate", "pipeline.yaml", "--format", "json", cwd=folder)
@@ -186,6 +187,7 @@ def _located_failure(raw: bytes, folder: Path) -> None:
             assert diagnostic["file"] == "pipeline.yaml"
             assert diagnostic["code"].startswith("PC")
             assert diagnostic["line"] >= 1 or diagnostic["code"] in ("PC001", "PC002", "PC013")
+    return result.exit_code
 
 
 EXAMPLE_BYTES = EXAMPLE.read_bytes()
@@ -219,6 +221,12 @@ def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def _get(data: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        data = data[step]
+    return data
+
+
 def _set(data: Any, path: tuple[Any, ...], value: Any) -> None:
     for step in path[:-1]:
         data = data[step]
@@ -235,9 +243,14 @@ ODD_VALUES = [None, True, 0, -1, 3.5, "", "x" * 300, [], {}, ["a"], {"k": "v"}, 
 @given(path=st.sampled_from(MUTABLE), value=st.sampled_from(ODD_VALUES), rng=st.randoms(use_true_random=False))
 def test_wrong_types_anywhere_are_located_errors(path: tuple[Any, ...], value: Any, rng: random.Random,
                                                  tmp_path: Path) -> None:
+    """An odd value may happen to be valid where it lands (an empty string for an optional text, {} for an
+    optional mapping); a list or a mapping where the example has a single value never is."""
     data = json.loads(json.dumps(EXAMPLE_DATA))
+    original = _get(data, path)
     _set(data, path, value)
-    _located_failure(yaml.safe_dump(data, sort_keys=False).encode(), tmp_path / "typed")
+    code = _located_failure(yaml.safe_dump(data, sort_keys=False).encode(), tmp_path / "typed")
+    if not isinstance(original, dict | list) and value in (["a"], {"k": "v"}):
+        assert code == 1, f"{'.'.join(map(str, path))}: {value!r} was accepted in place of {original!r}"
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,

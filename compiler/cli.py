@@ -242,8 +242,8 @@ def bundle(version: Annotated[str, typer.Option("--version", help="The release v
     from pipec.aws.session import Aws
 
     def action() -> None:
+        digests = bundles.parse_digests(artifact)
         compiled = build.compile_checked(spec)
-        digests = dict(item.split("=", 1) for item in artifact if "=" in item)
         bundles.publish(Aws(), compiled.plan, compiled.artifacts, version, commit, digests, typer.echo)
     _execute(action)
 

@@ -117,6 +117,23 @@ def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commi
     out(f"pipec: published release {version} ({commit[:12]}) to s3://{bucket}/{prefix} with {len(tree)} files")
 
 
+def parse_digests(items: list[str]) -> dict[str, str]:
+    """`--artifact NAME=sha256:HEX` flags as {name: digest}; a flag without a name or given twice is an error."""
+    digests: dict[str, str] = {}
+    problems = []
+    for item in items:
+        name, equals, digest = item.partition("=")
+        if not name or not equals:
+            problems.append(f'--artifact "{item}" is not NAME=sha256:HEX')
+        elif name in digests:
+            problems.append(f'--artifact "{name}" is given twice')
+        else:
+            digests[name] = digest
+    if problems:
+        raise fail("PC605", "; ".join(problems), hint="pass --artifact NAME=sha256:HEX once for every artifact")
+    return digests
+
+
 def _check_digests(plan: Plan, digests: dict[str, str]) -> None:
     known = {a.name for a in plan.artifacts}
     problems = [f'unknown artifact "{n}"' for n in digests if n not in known]

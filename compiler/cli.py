@@ -54,7 +54,7 @@ def _execute(action: Callable[[], int | None], fmt: str = "text") -> None:
     except KeyboardInterrupt:
         sys.stderr.write("\npipec: interrupted\n")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except typer.Exit:
+    except (typer.Exit, BrokenPipeError):  # typer ends a run whose reader went away quietly, with status 1
         raise
     except Exception as exc:  # a bug: say so plainly, without a traceback unless asked
         if os.environ.get("PIPEC_DEBUG"):

@@ -26,7 +26,8 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 the spec or the request is wrong; 2 usage; "
+    "Exit codes: 0 ok; 1 the spec or the request is wrong (or the output's reader went away, as in "
+    "`pipec schema | head -1`); 2 usage; "
     "3 `check` found generated files out of date; 4 AWS refused or failed; "
     "70 internal error (a bug in pipec); 130 interrupted."
 )

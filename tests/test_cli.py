@@ -157,3 +157,15 @@ def test_the_installed_command_keeps_its_exit_codes_and_whole_output(workdir: Pa
     assert wrong.returncode == 1 and wrong.stderr.endswith("pipec: 1 error\n")
     usage = run("validate", "--no-such-flag")
     assert usage.returncode == 2 and "No such option" in usage.stderr
+
+
+def test_a_closed_output_pipe_ends_quietly(workdir: Path) -> None:
+    """`pipec schema | head -1`: once the reader is gone, pipec stops like other Unix tools, without a report."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before pipec writes a byte
+    try:
+        done = subprocess.run([str(BIN / "pipec"), "schema"], cwd=workdir, stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=60, check=False)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, "")

@@ -169,3 +169,33 @@ def test_a_closed_output_pipe_ends_quietly(workdir: Path) -> None:
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (1, "")
+
+
+IMPORTS = """
+import sys
+from pipec.__main__ import main
+sys.argv = ["pipec", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+finally:
+    roots = {name.partition(".")[0] for name in sys.modules}
+    sys.stderr.write("IMPORTED " + " ".join(sorted(roots)) + "\\n")
+    sys.stderr.flush()
+"""
+
+
+@pytest.mark.parametrize(("args", "absent"), [
+    (["--version"], {"pydantic", "typer", "yaml", "jinja2", "boto3", "botocore", "cfnlint"}),
+    (["validate", "pipeline.yaml"], {"jinja2", "boto3", "botocore", "cfnlint", "semver"}),
+    (["build", "pipeline.yaml"], {"boto3", "botocore", "cfnlint", "semver"}),
+    (["check", "pipeline.yaml"], {"boto3", "botocore", "cfnlint", "semver"}),
+])
+def test_commands_import_only_what_they_need(workdir: Path, args: list[str], absent: set[str]) -> None:
+    """Start-up stays lean: boto3, cfn-lint and the renderer are loaded only by the commands that use them."""
+    done = subprocess.run([str(BIN / "python"), "-c", IMPORTS, *args], cwd=workdir, capture_output=True, text=True,
+                          timeout=60, check=False)
+    imported = set(done.stderr.rpartition("IMPORTED ")[2].split())
+    assert "pipec" in imported, done.stderr
+    assert imported & absent == set()

@@ -65,7 +65,7 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-SPEC_NAMES = ("example", "lambda-only", "ecs-only", "single-region", "three-environments", "hostile")
+SPEC_NAMES = ("example", "lambda-only", "ecs-only", "single-region", "three-environments", "hostile", "long-names")
 
 
 def spec_source(name: str) -> Path:

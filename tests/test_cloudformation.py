@@ -23,7 +23,7 @@ from tests.conftest import SPEC_NAMES, spec_source, templates_of
 @pytest.mark.slow
 def test_cfn_lint_and_checkov_report_nothing(built: dict[str, Path], tmp_path: Path) -> None:
     templates = [t for folder in built.values() for t in templates_of(folder)]
-    assert len(templates) == 26  # bootstrap, network and one per service, for each of the six specs
+    assert len(templates) == 31  # bootstrap, network and one per service, for each of the seven specs
     failures = [str(v) for v in validators.all_cloudformation_validators(templates, tmp_path / "cfn") if not v.ok]
     assert failures == []
 

@@ -30,13 +30,19 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     gc.disable()
     atexit.register(_exit_now)  # registered first, so it runs after every other exit handler
-    from pipec.cli import run
-
     try:
+        from pipec.cli import run
+
         run()
     except SystemExit as stop:
         _status.append(_exit_status(stop.code))
         raise
+    except KeyboardInterrupt:  # Ctrl-C while starting up, before the CLI's own handler is in place
+        from pipec.diagnostics import ExitCode
+
+        sys.stderr.write("\npipec: interrupted\n")
+        _status.append(int(ExitCode.INTERRUPTED))
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
 
 
 def _exit_status(code: object) -> int:

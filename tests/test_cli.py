@@ -171,6 +171,14 @@ def test_a_closed_output_pipe_ends_quietly(workdir: Path) -> None:
     assert (done.returncode, done.stderr) == (1, "")
 
 
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    starting = "import pipec.cli\ndef run():\n    raise KeyboardInterrupt\npipec.cli.run = run\n" \
+               "from pipec.__main__ import main\nmain()\n"
+    done = subprocess.run([str(BIN / "python"), "-c", starting], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "\npipec: interrupted\n")
+
+
 IMPORTS = """
 import sys
 from pipec.__main__ import main

@@ -40,7 +40,7 @@ CODES: dict[str, str] = {
     "PC307": "a rendered file does not parse back as YAML or JSON",
     # emit: writing generated/
     "PC501": "an output path would escape its folder",
-    "PC502": "the output folder cannot be written (permissions, a file pipec does not own, a symlink)",
+    "PC502": "the output folder cannot be written (permissions, a file or folder pipec does not own, a symlink)",
     "PC503": "the disk is full",
     "PC504": "another pipec build holds the output folder",
     # aws: deploy, status, history, rollback

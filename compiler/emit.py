@@ -125,9 +125,11 @@ def write(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Written:
     """Make the output match the artifacts exactly; unchanged output writes nothing."""
     want = desired(artifacts, layout, spec_sha)
     _refuse_symlinks(layout)
+    _refuse_shared_output(layout)
     _refuse_escapes(want, layout)
     with _locked(layout.output):
         _recover(layout.output)
+        _refuse_adopting(layout)
         owned = read_owned(layout)
         same = _unchanged(want, layout)
         _refuse_foreign_overwrites(want, owned, layout, same)
@@ -165,6 +167,28 @@ def _refuse_symlinks(layout: Layout) -> None:
     if layout.output.is_symlink():
         raise fail("PC502", f"{layout.output} is a symbolic link; pipec writes only to a real folder",
                    hint="replace the link with a folder, or pass --output")
+
+
+def _refuse_shared_output(layout: Layout) -> None:
+    """pipec replaces its output folder as a whole, so the folder must be one of its own: not a file, and not a
+    folder that holds the spec (the repository itself, or one above it)."""
+    output = layout.output
+    if output.exists() and not output.is_dir():
+        raise fail("PC502", f"{output} is a file; pipec writes the generated tree into a folder of its own",
+                   hint="pass --output with a folder, such as generated")
+    real, repository = output.resolve(), layout.repository.resolve()
+    if real == repository or real in repository.parents:
+        raise fail("PC502", f"{output} holds pipeline.yaml itself; pipec replaces its output folder as a whole",
+                   hint="pass --output with a folder of its own, such as generated")
+
+
+def _refuse_adopting(layout: Layout) -> None:
+    """A folder that already holds files is pipec's only if a build left its manifest there."""
+    output = layout.output
+    if output.is_dir() and not (output / MANIFEST).exists() and any(output.iterdir()):
+        raise fail("PC502", f"{output} already holds files, and no pipec build made it (it has no {MANIFEST})",
+                   hint="pipec replaces its output folder as a whole: move those files away, or pass --output "
+                        "with a new folder")
 
 
 def _refuse_escapes(want: Desired, layout: Layout) -> None:

@@ -58,3 +58,25 @@ def test_a_symbolic_link_out_of_the_repository_is_refused(workdir: Path,
     assert "error[PC501]: .github/workflows/pull-request.yml would be written to" in result.stderr
     assert list(outside.iterdir()) == []
     assert not (workdir / "generated").exists()
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): b"" if p.is_dir() else p.read_bytes() for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("pipeline.yaml", "pipeline.yaml is a file; pipec writes the generated tree into a folder of its own"),
+    (".", ". holds pipeline.yaml itself; pipec replaces its output folder as a whole"),
+    ("..", ".. holds pipeline.yaml itself"),
+    ("/", "/ holds pipeline.yaml itself"),
+    ("src", "src already holds files, and no pipec build made it (it has no manifest.json)"),
+])
+def test_an_output_folder_that_is_not_pipecs_own_is_refused(workdir: Path, output: str, message: str) -> None:
+    """pipec replaces its output folder as a whole: the spec, the repository and a team's folder are never it."""
+    (workdir / "src").mkdir()
+    (workdir / "src" / "main.py").write_text("print('ours')\n")
+    before = _listing(workdir)
+    result = cli("build", "pipeline.yaml", "--output", output, cwd=workdir)
+    assert result.exit_code == 1
+    assert f"error[PC502]: {message}" in result.stderr
+    assert _listing(workdir) == before

@@ -145,12 +145,28 @@ def test_a_foreign_file_survives_and_removing_a_service_removes_exactly_its_file
 
 
 def test_pipec_never_overwrites_a_file_it_did_not_write(workdir: Path) -> None:
+    _build(workdir)
+    (workdir / "generated" / "cloudformation" / "services" / "webhooks.yaml").unlink()
+    spec = workdir / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace("  webhooks:", "  hooks:"))
+    _build(workdir)  # webhooks.yaml is no longer pipec's
+    mine = workdir / "generated" / "cloudformation" / "services" / "webhooks.yaml"
+    mine.write_text("my own template")
+    spec.write_text(spec.read_text().replace("  hooks:", "  webhooks:"))
+    result = cli("build", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 1
+    assert "error[PC502]: pipec would overwrite file(s) it did not write" in result.stderr
+    assert mine.read_text() == "my own template"
+
+
+def test_pipec_never_takes_over_a_folder_it_did_not_make(workdir: Path) -> None:
     (workdir / "generated" / "runbooks").mkdir(parents=True)
     mine = workdir / "generated" / "runbooks" / "staging.md"
     mine.write_text("my own runbook")
     result = cli("build", "pipeline.yaml", cwd=workdir)
     assert result.exit_code == 1
-    assert "error[PC502]: pipec would overwrite file(s) it did not write" in result.stderr
+    assert "error[PC502]: generated already holds files, and no pipec build made it" in result.stderr
+    assert [p.name for p in (workdir / "generated").rglob("*")] == ["runbooks", "staging.md"]
     assert mine.read_text() == "my own runbook"
 
 

@@ -61,9 +61,10 @@ def test_error_case(case: str, tmp_path: Path) -> None:
         MADE[case](spec)
     else:
         shutil.copy(CASES / f"{case}.yaml", spec)
-    (tmp_path / "generated").mkdir()
-    marker = tmp_path / "generated" / "keep.txt"
-    marker.write_text("untouched")
+    # An earlier build's tree (the example's committed one), plus a file of the team's own.
+    shutil.copytree(REPO / "generated", tmp_path / "generated")
+    (tmp_path / "generated" / "keep.txt").write_text("untouched")
+    before = _snapshot(tmp_path / "generated")
 
     result = cli("build", "pipeline.yaml", cwd=tmp_path)
     actual = f"exit: {result.exit_code}\n{result.stderr}"
@@ -75,5 +76,8 @@ def test_error_case(case: str, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     if result.exit_code != 0:
         # A failed build never touches generated/.
-        assert sorted(p.name for p in (tmp_path / "generated").iterdir()) == ["keep.txt"]
-        assert marker.read_text() == "untouched"
+        assert _snapshot(tmp_path / "generated") == before
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

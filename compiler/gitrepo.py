@@ -20,9 +20,11 @@ def git(*args: str, cwd: Path) -> str:
 
 def show(ref: str, path: Path) -> bytes:
     """The bytes of a file at a ref (path is any path inside the work tree)."""
+    if not ref or ref.startswith("-"):  # `--output=FILE` would be read by git as an option, not a ref
+        raise fail("PC605", f'"{ref}" is not a git ref', hint="name a branch, a tag or a commit, e.g. --against main")
     top = Path(git("rev-parse", "--show-toplevel", cwd=path.parent).strip())
     relative = path.resolve().relative_to(top.resolve()).as_posix()
-    done = _run(["show", f"{ref}:{relative}"], top)
+    done = _run(["show", "--end-of-options", f"{ref}:{relative}"], top)
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()
         raise fail("PC606", f"cannot read {relative} at {ref}: {said[-1] if said else 'git show failed'}",

@@ -15,7 +15,7 @@ ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ACCOUNT = r"^[0-9]{12}$"
 REPOSITORY = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
 SEMVER = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
-TAG_PREFIX = r"^[A-Za-z0-9._/-]{0,20}$"
+TAG_PREFIX = r"^(?![-./])[A-Za-z0-9._/-]{0,20}$"  # git reads a leading - as an option
 BRANCH = r"^[A-Za-z0-9._/-]{1,100}$"
 SECRET_REF = r"^(ssm:/[A-Za-z0-9_.{}/-]+|secretsmanager:[A-Za-z0-9/_+=.@{}-]+)$"
 VPC_ID = r"^vpc-[0-9a-f]{8,17}$"
@@ -39,7 +39,7 @@ PATTERN_NAMES = {
     ACCOUNT: "a 12-digit AWS account id",
     REPOSITORY: "a GitHub repository as owner/name",
     SEMVER: "a version such as 0.1.0",
-    TAG_PREFIX: "a short tag prefix such as v",
+    TAG_PREFIX: "a short tag prefix such as v (letters, digits, . _ / and -, not first: -, . or /)",
     BRANCH: "a git branch name",
     SECRET_REF: "a reference such as ssm:/stigg/{env}/db-url or secretsmanager:stigg/{env}/db",
     VPC_ID: "a VPC id such as vpc-0123456789abcdef0",

@@ -80,3 +80,12 @@ def test_an_output_folder_that_is_not_pipecs_own_is_refused(workdir: Path, outpu
     assert result.exit_code == 1
     assert f"error[PC502]: {message}" in result.stderr
     assert _listing(workdir) == before
+
+
+@pytest.mark.parametrize("prefix", ["-v", "--output", ".v", "/v"])
+def test_a_tag_prefix_git_would_misread_is_refused_at_its_line(workdir: Path, prefix: str) -> None:
+    _spec(workdir, "  tag_prefix: v ", f'  tag_prefix: "{prefix}" ')
+    result = cli("validate", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 1
+    assert (f'pipeline.yaml:11:15: error[PC104]: `release.tag_prefix` ("{prefix}") must be a short tag prefix '
+            "such as v (letters, digits, . _ / and -, not first: -, . or /)") in result.stderr, result.stderr

@@ -334,6 +334,18 @@ def test_diff_against_a_git_ref(workdir: Path) -> None:
     assert changed[("staging", "us-east-1", "exports")]["status"] == "added"
 
 
+def test_diff_against_something_that_git_would_read_as_an_option_is_refused(workdir: Path,
+                                                                          tmp_path: Path) -> None:
+    _git("init", "-q", "-b", "main", cwd=workdir)
+    _git("add", "pipeline.yaml", cwd=workdir)
+    _git("commit", "-q", "-m", "base", cwd=workdir)
+    written = tmp_path / "written-by-git"
+    result = cli("diff", f"--against=--output={written}", cwd=workdir)
+    assert result.exit_code == 1
+    assert f'error[PC605]: "--output={written}" is not a git ref' in result.stderr
+    assert list(tmp_path.glob("written-by-git*")) == []
+
+
 def test_diff_of_a_template_change_is_structural(workdir: Path) -> None:
     _build(workdir)
     _edit(workdir / "pipeline.yaml", "    timeout: 15\n", "    timeout: 20\n")

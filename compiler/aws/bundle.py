@@ -16,6 +16,7 @@ from typing import Any
 
 from pipec import __version__, names
 from pipec.artifacts import Artifact
+from pipec.aws import targets
 from pipec.aws.session import Aws, code_of, errors, utc_now
 from pipec.diagnostics import ExitCode, fail
 from pipec.plan import Plan, Release, ServicePlan, Target
@@ -91,6 +92,8 @@ def _object(aws: Aws, plan: Plan, version: str, path: str) -> bytes | None:
 def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commit: str,
             digests: dict[str, str], out: Callable[[str], None]) -> None:
     """Upload the generated tree and the release record; a published release never changes."""
+    targets.version(version)
+    targets.commit(commit)
     _check_digests(plan, digests)
     build = plan.build_env
     aws.require_account(build.account, build.name)

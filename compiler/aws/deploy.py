@@ -28,11 +28,16 @@ class Request:
     version: str
     service: str | None = None
     region: str | None = None
-    action: str = "deploy"  # deploy | rollback
+    action: str = "deploy"  # deploy | rollback | bootstrap
 
 
 def _select(plan: Plan, request: Request) -> tuple[EnvironmentPlan, list[str], list[ServicePlan]]:
+    """What the request acts on, checked against the plan before anything reaches AWS."""
     env = targets.environment(plan, request.env)
+    if request.action == "rollback" and request.version != PREVIOUS:
+        targets.version(request.version, "--to")
+    elif request.action == "deploy":
+        targets.version(request.version)
     return env, targets.regions(env, request.region), targets.services(plan, request.service)
 
 
@@ -125,7 +130,7 @@ def _role(aws: Aws, plan: Plan, target: Target) -> str:
 
 def bootstrap(aws: Aws, plan: Plan, artifacts: list[Artifact], env_name: str, region: str | None, out: Out) -> None:
     """Create or update the bootstrap and network stacks of an environment from the compiled templates."""
-    env, regions, _ = _select(plan, Request(env_name, "", region=region))
+    env, regions, _ = _select(plan, Request(env_name, "", region=region, action="bootstrap"))
     aws.require_account(env.account, env.name)
     texts = {a.path: a.text for a in artifacts}
     # The home region first: it holds the roles the other regions' stacks are used with.

@@ -34,6 +34,7 @@ def _environments(plan: Plan, env: str | None) -> list[EnvironmentPlan]:
 
 def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: list[str]) -> list[Row]:
     """One row per environment, region and service that the credentials' account can see."""
+    chosen = {e.name: targets.regions(e, region) for e in _environments(plan, env)}
     rows = []
     account = aws.identity()["account"]
     for environment in _environments(plan, env):
@@ -41,7 +42,7 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
             notes.append(f"{environment.name}: skipped, it is in account {environment.account} and the "
                          f"credentials are for {account}")
             continue
-        for name in targets.regions(environment, region):
+        for name in chosen[environment.name]:
             target = Target(environment.name, name, environment.account)
             for service in plan.services:
                 entry = ledger.current(aws, service, target)
@@ -57,10 +58,10 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
 
 def history(aws: Aws, plan: Plan, env: str, service: str | None, region: str | None) -> list[Row]:
     environment = targets.environment(plan, env)
+    chosen, regions = targets.services(plan, service), targets.regions(environment, region)
     aws.require_account(environment.account, environment.name)
-    chosen = targets.services(plan, service)
     rows = []
-    for name in targets.regions(environment, region):
+    for name in regions:
         target = Target(environment.name, name, environment.account)
         for plan_service in chosen:
             rows += [Row(e.env, e.region, e.service, e.version, e.commit[:12], e.at, e.by, "", e.action)

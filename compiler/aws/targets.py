@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from pipec.diagnostics import fail
-from pipec.plan import EnvironmentPlan, Plan, ServicePlan
+from pipec.plan import SEMVER_PATTERN, EnvironmentPlan, Plan, ServicePlan
+
+_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 def environment(plan: Plan, name: str) -> EnvironmentPlan:
@@ -27,3 +31,19 @@ def services(plan: Plan, name: str | None) -> list[ServicePlan]:
     if name is not None and name not in known:
         raise fail("PC605", f'unknown service "{name}"', hint=f"services: {', '.join(known)}")
     return [s for s in plan.services if name in (None, s.name)]
+
+
+def version(text: str, flag: str = "--version") -> str:
+    """A release version as the tags carry it (1.4.2, 2.0.0-rc.1), checked before anything reaches AWS."""
+    if not re.match(SEMVER_PATTERN, text):
+        raise fail("PC605", f'{flag} "{text}" is not a release version',
+                   hint="versions look like 1.4.2 (without the tag prefix); `pipec version current` prints the last")
+    return text
+
+
+def commit(text: str) -> str:
+    """The commit a release was built from: a git commit id (what the release workflow passes: github.sha)."""
+    if not _COMMIT.match(text):
+        raise fail("PC605", f'--commit "{text}" is not a git commit id',
+                   hint="pass the full commit id, e.g. --commit $(git rev-parse HEAD)")
+    return text

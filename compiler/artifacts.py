@@ -90,6 +90,8 @@ def _data(text: str) -> Any:
         if isinstance(container, list):
             container.append(value)
         elif pending[-1] is none:
+            if value in container:  # YAML forbids it, and parsers disagree on which one wins
+                raise ValueError(f"duplicate key {value!r}")
             pending[-1] = value
         else:
             container[pending[-1]] = value

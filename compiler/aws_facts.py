@@ -1,6 +1,7 @@
 """Facts about AWS that the rules and the plan need: regions, Lambda runtimes, Fargate sizes, limits.
 
-Kept as data in one place; a test checks the regions and runtimes against botocore's and cfn-lint's own lists.
+Kept as data in one place; tests/test_validate.py checks the regions against botocore's endpoints and the Lambda
+runtimes and reserved variables against cfn-lint's own data.
 """
 
 from __future__ import annotations
@@ -14,17 +15,33 @@ REGIONS = frozenset({
     "us-west-1", "us-west-2",
 })
 
-# Lambda runtimes that are supported and not deprecated (zip packages).
+# Lambda runtimes (zip packages) that AWS supports and has not deprecated, as of the date below, from the
+# runtime lifecycle data that cfn-lint ships (a test keeps the two in step).
+LAMBDA_RUNTIMES_AS_OF = "2026-11-27"
 LAMBDA_RUNTIMES = (
-    "python3.14", "python3.13", "python3.12", "python3.11", "python3.10",
-    "nodejs24.x", "nodejs22.x", "nodejs20.x",
-    "java25", "java21", "java17", "java11",
-    "dotnet10", "dotnet8",
-    "ruby3.4", "ruby3.3",
-    "provided.al2023", "provided.al2",
+    "python3.14", "python3.13", "python3.12", "python3.11",
+    "nodejs24.x", "nodejs22.x",
+    "java25", "java21", "java17", "java11", "java8.al2",
+    "dotnet10",
+    "ruby4.0", "ruby3.4", "ruby3.3",
+    "provided.al2023",
 )
 
 LAMBDA_MEMORY = (128, 10240)
+
+# Variables the Lambda runtime sets itself: a function configuration that sets one is refused at deploy time
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html, "Reserved environment variables").
+LAMBDA_RESERVED_VARIABLES = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+})
+# A Lambda variable's name starts with a letter and has two characters or more; all of a function's variables
+# together (names and values) fit in 4 KB.
+LAMBDA_VARIABLE_NAME = r"^[A-Za-z][A-Za-z0-9_]+$"
+LAMBDA_VARIABLES_BYTES = 4096
 
 # Valid Fargate (cpu, memory in MiB) combinations, Linux.
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {

@@ -18,6 +18,23 @@ LIMITS = {
 }
 
 
+# Environment variables pipec sets in every service itself; a team's own names must stay clear of them.
+VERSION_VARIABLE = "APP_VERSION"  # the release version running
+ENVIRONMENT_VARIABLE = "PIPEC_ENVIRONMENT"  # the environment's name
+
+
+def secret_variable(key: str) -> str:
+    """The Lambda variable that carries a secret's reference (the code reads the value itself, at start-up)."""
+    return f"{key}_SECRET_REF"
+
+
+def fill(text: str, **values: str) -> str:
+    """A spec value with its placeholders ({env}, {region}, {account}, {project}, {service}) replaced."""
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
 def stack(project: str, env: str, unit: str) -> str:
     """CloudFormation stack of one service (or `bootstrap`, `network`) in one environment."""
     return f"{project}-{env}-{unit}"

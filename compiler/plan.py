@@ -324,7 +324,7 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         approval=env.approval == "manual",
         reviewers=tuple(env.reviewers),
         url=env.url,
-        urls=tuple((r, _fill(env.url, name, r)) for r in env.regions) if env.url else (),
+        urls=tuple((r, names.fill(env.url, env=name, region=r)) for r in env.regions) if env.url else (),
         deploy_role=names.role(project, name, "deploy"),
         sanity_role=names.role(project, name, "sanity"),
         cfn_role=names.role(project, name, "cfn"),
@@ -334,8 +334,6 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
     )
 
 
-def _fill(template: str, env: str, region: str) -> str:
-    return template.replace("{env}", env).replace("{region}", region)
 
 
 def _network(spec: Spec, env: str, region: str) -> NetworkPlan:
@@ -457,8 +455,8 @@ def camel(name: str) -> str:
 
 def _secret(project: str, service: str, key: str, ref: str) -> SecretRef:
     store, _, target = ref.partition(":")
-    sub = (target.replace("{env}", "${Environment}").replace("{region}", "${AWS::Region}")
-           .replace("{account}", "${AWS::AccountId}").replace("{project}", project).replace("{service}", service))
+    sub = names.fill(target, env="${Environment}", region="${AWS::Region}", account="${AWS::AccountId}",
+                     project=project, service=service)
     arn = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
     if store == "ssm":
         full = arn % ("ssm", "parameter" + sub)

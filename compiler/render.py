@@ -137,6 +137,9 @@ def _environment() -> jinja2.Environment:
     env.globals["oidc_host"] = OIDC_HOST
     env.globals["uses"] = uses
     env.globals["concurrency_group"] = names.concurrency_group
+    env.globals["version_variable"] = names.VERSION_VARIABLE
+    env.globals["environment_variable"] = names.ENVIRONMENT_VARIABLE
+    env.globals["secret_variable"] = names.secret_variable
     env.globals["python_version"] = PYTHON_VERSION
     return env
 

@@ -13,7 +13,16 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from pipec import names
-from pipec.aws_facts import FARGATE_SIZES, LAMBDA_MEMORY, LAMBDA_RUNTIMES, REGIONS, fargate_memory_hint
+from pipec.aws_facts import (
+    FARGATE_SIZES,
+    LAMBDA_MEMORY,
+    LAMBDA_RESERVED_VARIABLES,
+    LAMBDA_RUNTIMES,
+    LAMBDA_VARIABLE_NAME,
+    LAMBDA_VARIABLES_BYTES,
+    REGIONS,
+    fargate_memory_hint,
+)
 from pipec.diagnostics import Diagnostic, Severity
 from pipec.load import Document
 from pipec.schedule import ScheduleError, check_schedule
@@ -350,3 +359,58 @@ def unused_artifacts(spec: Spec, doc: Document) -> Found:
             yield doc.diagnostic("PC216", ("artifacts", name), f'artifact "{name}" is not used by any service',
                                  "remove it, or it is built on every release for nothing", key=True,
                                  severity=Severity.WARNING)
+
+
+# ---------------------------------------------------------------- environment variables
+
+
+@rule("PC217", "variable names are free: not both plain and secret, not pipec's own, not reserved by Lambda")
+def variable_names(spec: Spec, doc: Document) -> Found:
+    own = {names.VERSION_VARIABLE: "the release version", names.ENVIRONMENT_VARIABLE: "the environment's name"}
+    for name, service in spec.services.items():
+        is_lambda = isinstance(service, LambdaService)
+        plain: list[tuple[tuple[str, ...], str]] = [(("services", name, "env", key), key) for key in service.env]
+        plain += [(("services", name, "config", env, key), key) for env, values in service.config.items()
+                  for key in values]
+        secret: list[tuple[tuple[str, ...], str]] = [(("services", name, "secrets", key), key)
+                                                     for key in service.secrets]
+        references = {names.secret_variable(key): key for key in service.secrets} if is_lambda else {}
+        for path, key in plain + secret:
+            if key in own:
+                yield doc.diagnostic("PC217", path, f"{key} is set by pipec itself ({own[key]})",
+                                     "choose another name", key=True)
+            elif is_lambda and key in LAMBDA_RESERVED_VARIABLES:
+                yield doc.diagnostic("PC217", path, f"Lambda reserves {key} and refuses a function that sets it",
+                                     "Lambda sets it itself; choose another name", key=True)
+            elif is_lambda and not re.match(LAMBDA_VARIABLE_NAME, key):
+                yield doc.diagnostic("PC217", path, f"Lambda refuses the variable name {key}",
+                                     "a Lambda variable's name starts with a letter and has two characters or more",
+                                     key=True)
+        for path, key in plain:
+            if key in service.secrets:
+                yield doc.diagnostic("PC217", path, f"{key} is both a plain variable and a secret",
+                                     "keep it under `secrets:` only", key=True)
+            elif key in references:
+                yield doc.diagnostic("PC217", path, f"{key} is the variable that carries the reference of secret "
+                                     f"{references[key]}", "choose another name", key=True)
+
+
+@rule("PC218", "a Lambda function's variables fit in the 4 KB Lambda allows")
+def lambda_variable_size(spec: Spec, doc: Document) -> Found:
+    for name, service in spec.services.items():
+        if not isinstance(service, LambdaService):
+            continue
+        for env_name, env in spec.environments.items():
+            region = max(env.regions, key=len)
+            values = {**service.env, **service.config.get(env_name, {}), names.ENVIRONMENT_VARIABLE: env_name,
+                      names.VERSION_VARIABLE: ""}  # the version's own length is not known yet
+            values |= {names.secret_variable(key): names.fill(ref, env=env_name, region=region, account=env.account,
+                                                             project=spec.project, service=name)
+                       for key, ref in service.secrets.items()}
+            size = sum(len(key.encode()) + len(value.encode()) for key, value in values.items())
+            if size > LAMBDA_VARIABLES_BYTES:
+                yield doc.diagnostic("PC218", ("services", name, "env"), f'the variables of "{name}" in {env_name} '
+                                     f"take {size:,} bytes; Lambda allows {LAMBDA_VARIABLES_BYTES:,} in all",
+                                     "keep large values in SSM or Secrets Manager and name them under `secrets:`",
+                                     key=True)
+                break

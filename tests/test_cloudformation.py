@@ -14,7 +14,7 @@ import yaml
 from pipec import guards
 from pipec.artifacts import Artifact, parse
 from pipec.build import compile_spec
-from pipec.diagnostics import PipecError
+from pipec.diagnostics import ExitCode, PipecError
 from pipec.lint import lint
 from tests import validators
 from tests.conftest import SPEC_NAMES, spec_source, templates_of
@@ -206,3 +206,18 @@ def test_deploy_roles_trust_only_their_environment(built: dict[str, Path]) -> No
         "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
         "token.actions.githubusercontent.com:sub": {"Fn::Sub": "repo:stiggio/pricing-api:environment:${Environment}"},
     }}
+
+
+@pytest.mark.parametrize(("path", "text", "why"), [
+    ("generated/cloudformation/x.yaml", "Resources:\n  A: {Type: X}\n  A: {Type: Y}\n", "duplicate key 'A'"),
+    ("generated/cloudformation/x.yaml", "Resources: [\n", "expected"),
+    ("generated/cloudformation/parameters/x.json", "[{\"ParameterKey\": }]", "Expecting value"),
+])
+def test_a_rendered_file_that_does_not_parse_back_is_an_internal_error(path: str, text: str, why: str) -> None:
+    """A template bug must stop the build (exit 70) before a validator, CloudFormation or GitHub meets it."""
+    with pytest.raises(PipecError) as caught:
+        parse(Artifact(path, text))
+    assert caught.value.exit_code == ExitCode.INTERNAL
+    [found] = caught.value.diagnostics
+    assert found.code == "PC307" and found.message.startswith(f"{path} does not parse back: ")
+    assert why in found.message

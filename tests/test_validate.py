@@ -117,3 +117,24 @@ def test_starter_spec_is_valid(tmp_path: Path) -> None:
 
     write(tmp_path / "pipeline.yaml")
     assert validate(load(tmp_path / "pipeline.yaml")).warnings == ()
+
+
+def test_the_aws_facts_agree_with_botocore_and_cfn_lint() -> None:
+    """The regions are the ones botocore knows for CloudFormation; the Lambda runtimes are those cfn-lint's
+    lifecycle data had not deprecated on the facts' date; the reserved Lambda variables are cfn-lint's."""
+    import json
+    from importlib import resources
+
+    import botocore.session
+
+    from pipec import aws_facts
+
+    assert set(botocore.session.get_session().get_available_regions("cloudformation")) == aws_facts.REGIONS
+    data = resources.files("cfnlint") / "data"
+    lifecycle = json.loads((data / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json").read_text())
+    current = {name for name, dates in lifecycle.items()
+               if (dates["deprecated"] or "9999-12-31") > aws_facts.LAMBDA_RUNTIMES_AS_OF}
+    assert set(aws_facts.LAMBDA_RUNTIMES) == current
+    keys = json.loads((data / "schemas" / "extensions" / "aws_lambda_function" / "environment_variable_keys.json")
+                      .read_text())
+    assert set(keys["propertyNames"]["not"]["enum"]) == aws_facts.LAMBDA_RESERVED_VARIABLES

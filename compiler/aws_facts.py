@@ -29,6 +29,9 @@ LAMBDA_RUNTIMES = (
 
 LAMBDA_MEMORY = (128, 10240)
 
+# The largest template CloudFormation accepts inside a request (TemplateBody), in bytes.
+TEMPLATE_BODY_BYTES = 51_200
+
 # Variables the Lambda runtime sets itself: a function configuration that sets one is refused at deploy time
 # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html, "Reserved environment variables").
 LAMBDA_RESERVED_VARIABLES = frozenset({

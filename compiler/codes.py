@@ -38,6 +38,7 @@ CODES: dict[str, str] = {
     "PC305": "an OIDC trust policy does not pin aud=sts.amazonaws.com and an exact sub",
     "PC306": "a service template branches on the environment or parameter files differ in keys",
     "PC307": "a rendered file does not parse back as YAML or JSON",
+    "PC308": "a generated template is larger than CloudFormation accepts in a request (51,200 bytes)",
     # emit: writing generated/
     "PC501": "an output path would escape its folder",
     "PC502": "the output folder cannot be written (permissions, a file or folder pipec does not own, a symlink)",

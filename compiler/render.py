@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipec import __version__, names
 from pipec.artifacts import GENERATED, Artifact, check_syntax, header, parse
+from pipec.aws_facts import TEMPLATE_BODY_BYTES
+from pipec.diagnostics import Diagnostic, PipecError
 from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
 
 if TYPE_CHECKING:
@@ -32,12 +34,34 @@ def render(plan: Plan) -> list[Artifact]:
     artifacts += _workflows(plan)
     artifacts += _docs(plan)
     artifacts = [Artifact(a.path, header(a.path) + a.text) for a in artifacts]
+    _fit_requests(plan, artifacts)
     read = guards.reads(plan)
     for artifact in artifacts:
         if artifact.path not in read:
             check_syntax(artifact)
     guards.check(plan, {a.path: parse(a) for a in artifacts if a.path in read})
     return artifacts
+
+
+def _fit_requests(plan: Plan, artifacts: list[Artifact]) -> None:
+    """pipec hands every template to CloudFormation inside the request, which takes at most 51,200 bytes: a
+    larger one would fail at deploy time, so the build refuses it now (exit 1: the spec asks for too much)."""
+    services = {s.template: s.name for s in plan.services}
+    found = []
+    for artifact in artifacts:
+        size = len(artifact.text.encode("utf-8"))
+        if artifact.path.startswith(CLOUDFORMATION + "/") and artifact.path.endswith(".yaml") and (
+                size > TEMPLATE_BODY_BYTES):
+            if artifact.path in services:
+                hint = (f'the plain `env` and `config` values of service "{services[artifact.path]}" are written '
+                        "into it: keep large ones in SSM or Secrets Manager and name them under `secrets:`")
+            else:
+                hint = ("every container-image artifact adds an ECR repository to it: share images between "
+                        "services, or split the repository")
+            found.append(Diagnostic("PC308", f"this template would take {size:,} bytes; CloudFormation accepts at "
+                                    f"most {TEMPLATE_BODY_BYTES:,} in a request", artifact.path, hint=hint))
+    if found:
+        raise PipecError(found)
 
 
 def _cloudformation(plan: Plan) -> list[Artifact]:

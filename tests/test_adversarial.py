@@ -3,6 +3,7 @@ to leave the repository."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,31 @@ def test_a_tag_prefix_git_would_misread_is_refused_at_its_line(workdir: Path, pr
     assert result.exit_code == 1
     assert (f'pipeline.yaml:11:15: error[PC104]: `release.tag_prefix` ("{prefix}") must be a short tag prefix '
             "such as v (letters, digits, . _ / and -, not first: -, . or /)") in result.stderr, result.stderr
+
+
+def _generated_spec(workdir: Path, services: int, images: int, env: dict[str, str]) -> None:
+    """A spec of generated services, the first `images` ECS services each with an image of its own."""
+    from tests.specgen import spec, text
+
+    data = spec(services)
+    ecs = [name for name, s in data["services"].items() if s["kind"] == "ecs-fargate"][:images]
+    for name in ecs:
+        data["artifacts"][f"{name}-image"] = {"type": "container-image"}
+        data["services"][name]["artifact"] = f"{name}-image"
+    data["services"][ecs[0]]["env"] = env
+    (workdir / "pipeline.yaml").write_text(text(data))
+
+
+@pytest.mark.parametrize(("images", "env", "template", "hint"), [
+    (1, {f"BLOB_{i}": "x" * 4000 for i in range(12)}, "services/svc0.yaml", 'values of service "svc0" are written'),
+    (45, {}, "bootstrap.yaml", "every container-image artifact adds an ECR repository"),
+])
+def test_a_template_too_big_for_one_cloudformation_request_is_refused(
+        workdir: Path, images: int, env: dict[str, str], template: str, hint: str) -> None:
+    _generated_spec(workdir, 90, images, env)
+    result = cli("build", "pipeline.yaml", cwd=workdir)
+    assert result.exit_code == 1
+    assert re.search(rf"generated/cloudformation/{template}: error\[PC308\]: this template would take [0-9,]+ bytes; "
+                     "CloudFormation accepts at most 51,200 in a request", result.stderr), result.stderr
+    assert hint in result.stderr
+    assert not (workdir / "generated").exists()

@@ -334,8 +334,6 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
     )
 
 
-
-
 def _network(spec: Spec, env: str, region: str) -> NetworkPlan:
     network = spec.environments[env].network
     if network.vpcs is not None:

@@ -409,7 +409,12 @@ def lambda_variable_size(spec: Spec, doc: Document) -> Found:
                        for key, ref in service.secrets.items()}
             size = sum(len(key.encode()) + len(value.encode()) for key, value in values.items())
             if size > LAMBDA_VARIABLES_BYTES:
-                yield doc.diagnostic("PC218", ("services", name, "env"), f'the variables of "{name}" in {env_name} '
+                where: tuple[str, ...] = ("services", name)  # at `env`, else at this environment's `config`
+                if service.env:
+                    where = (*where, "env")
+                elif env_name in service.config:
+                    where = (*where, "config", env_name)
+                yield doc.diagnostic("PC218", where, f'the variables of "{name}" in {env_name} '
                                      f"take {size:,} bytes; Lambda allows {LAMBDA_VARIABLES_BYTES:,} in all",
                                      "keep large values in SSM or Secrets Manager and name them under `secrets:`",
                                      key=True)

@@ -138,3 +138,15 @@ def test_the_aws_facts_agree_with_botocore_and_cfn_lint() -> None:
     keys = json.loads((data / "schemas" / "extensions" / "aws_lambda_function" / "environment_variable_keys.json")
                       .read_text())
     assert set(keys["propertyNames"]["not"]["enum"]) == aws_facts.LAMBDA_RESERVED_VARIABLES
+
+
+def test_lambda_variables_over_4_kb_are_reported_where_they_are_set() -> None:
+    text = (REPO / "tests" / "errors" / "lambda-variables-too-big.yaml").read_text()
+    start, end = text.index("    env:\n      PRICE_TABLE_A"), text.index("    config:\n")
+    text = text[:start] + text[end:].replace("        PRICE_TABLE_C:", "        PRICE_TABLE_D: \"" + "d" * 3000
+                                             + "\"\n        PRICE_TABLE_C:")
+    with pytest.raises(PipecError) as caught:
+        _validate(text)
+    [found] = caught.value.diagnostics
+    assert found.code == "PC218" and "in production take" in found.message
+    assert found.source_line == "      production:"

@@ -34,15 +34,15 @@ def _environments(plan: Plan, env: str | None) -> list[EnvironmentPlan]:
 
 def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: list[str]) -> list[Row]:
     """One row per environment, region and service that the credentials' account can see."""
-    chosen = {e.name: targets.regions(e, region) for e in _environments(plan, env)}
+    chosen = [(e, targets.regions(e, region)) for e in _environments(plan, env)]  # checked before AWS is asked
     rows = []
     account = aws.identity()["account"]
-    for environment in _environments(plan, env):
+    for environment, regions in chosen:
         if environment.account != account:
             notes.append(f"{environment.name}: skipped, it is in account {environment.account} and the "
                          f"credentials are for {account}")
             continue
-        for name in chosen[environment.name]:
+        for name in regions:
             target = Target(environment.name, name, environment.account)
             for service in plan.services:
                 entry = ledger.current(aws, service, target)

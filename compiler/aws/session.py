@@ -26,9 +26,8 @@ class Aws:
     """One set of credentials: clients per service and region, and who the caller is."""
 
     def __init__(self) -> None:
-        import boto3
-
         gc.enable()  # `pipec.__main__` pauses it for short compiles; an AWS command may poll for many minutes
+        import boto3
         from botocore.config import Config
 
         self._session = boto3.session.Session()

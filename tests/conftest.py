@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -48,6 +49,14 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
     finally:
         os.chdir(previous)
     return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under a folder with its sha256 (empty when the folder does not exist)."""
+    if not folder.exists():
+        return {}
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def pipec_process(*args: str, cwd: Path, env: dict[str, str] | None = None,

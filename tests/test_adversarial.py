@@ -62,6 +62,7 @@ def test_a_symbolic_link_out_of_the_repository_is_refused(workdir: Path,
 
 
 def _listing(folder: Path) -> dict[str, bytes]:
+    """Every file and folder under a folder (unlike conftest.snapshot, a new empty folder shows too)."""
     return {p.relative_to(folder).as_posix(): b"" if p.is_dir() else p.read_bytes() for p in folder.rglob("*")}
 
 

@@ -154,18 +154,17 @@ def test_status_without_credentials_says_so(workdir: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+DIGEST = "sha256:" + "ab" * 32
+EVERY_ARTIFACT = [f"--artifact={name}={DIGEST}" for name in ("api-image", "worker-image", "jobs-zip", "webhooks-zip")]
+
+
 def test_malformed_artifact_flags_are_named(workdir: Path) -> None:
-    digest = "sha256:" + "ab" * 32
     result = cli("bundle", "--version", "1.0.0", "--commit", "1" * 40, "--artifact", "api-image",
-                 "--artifact", f"=={digest}", "--artifact", f"jobs-zip={digest}", "--artifact", f"jobs-zip={digest}",
+                 "--artifact", f"=={DIGEST}", "--artifact", f"jobs-zip={DIGEST}", "--artifact", f"jobs-zip={DIGEST}",
                  cwd=workdir)
     assert result.exit_code == 1
     assert ('error[PC605]: --artifact "api-image" is not NAME=sha256:HEX; --artifact "==sha256:' in result.stderr
             and '--artifact "jobs-zip" is given twice' in result.stderr), result.stderr
-
-
-DIGEST = "sha256:" + "ab" * 32
-EVERY_ARTIFACT = [f"--artifact={name}={DIGEST}" for name in ("api-image", "worker-image", "jobs-zip", "webhooks-zip")]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -17,15 +17,7 @@ import pytest
 from pipec import emit
 from pipec.artifacts import Artifact
 from pipec.diagnostics import PipecError
-from tests.conftest import EXAMPLE, cli, pipec_process
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every file under a folder with its sha256 (empty when the folder does not exist)."""
-    if not folder.exists():
-        return {}
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+from tests.conftest import EXAMPLE, cli, pipec_process, snapshot
 
 
 def _build(workdir: Path) -> None:
@@ -43,7 +35,7 @@ def test_every_generated_file_has_a_header_and_is_in_the_manifest(workdir: Path)
     _build(workdir)
     generated = workdir / "generated"
     manifest = json.loads((generated / "manifest.json").read_text())
-    files = _snapshot(generated)
+    files = snapshot(generated)
     assert set(manifest["files"]) == set(files) - {"manifest.json"}
     assert all(manifest["files"][p] == files[p] for p in manifest["files"])
     assert manifest["spec"]["sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
@@ -78,7 +70,7 @@ def test_output_is_the_same_whatever_the_hash_seed_time_zone_locale_and_folder(t
         (folder / "pipeline.yaml").write_bytes(EXAMPLE.read_bytes())
         done = pipec_process("build", str(folder / "pipeline.yaml"), cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
-        trees.append(_snapshot(folder / "generated"))
+        trees.append(snapshot(folder / "generated"))
     assert trees[0] == trees[1] == trees[2]
 
 
@@ -123,7 +115,7 @@ def test_a_foreign_file_survives_and_removing_a_service_removes_exactly_its_file
     foreign.write_text("ours, not pipec's")
     (generated / "extra").mkdir()
     (generated / "extra" / "keep.md").write_text("also ours")
-    before = _snapshot(generated)
+    before = snapshot(generated)
 
     spec = workdir / "pipeline.yaml"
     text = spec.read_text()
@@ -132,7 +124,7 @@ def test_a_foreign_file_survives_and_removing_a_service_removes_exactly_its_file
     spec.write_text(text[:start] + text[end:])
     _build(workdir)
 
-    after = _snapshot(generated)
+    after = snapshot(generated)
     removed = set(before) - set(after)
     assert removed == {
         "cloudformation/services/usage-report.yaml",
@@ -212,7 +204,7 @@ def test_a_symlinked_output_folder_is_refused(workdir: Path, tmp_path: Path) -> 
 
 def test_a_read_only_folder_fails_cleanly(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _build(workdir)
-    before = _snapshot(workdir / "generated")
+    before = snapshot(workdir / "generated")
     _edit(workdir / "pipeline.yaml", "min: 3, max: 12", "min: 3, max: 13")
     if os.geteuid() == 0:  # root ignores the mode bits; make the folder refuse as it would for a user
         def refuse(*args: object, **kwargs: object) -> str:
@@ -225,12 +217,12 @@ def test_a_read_only_folder_fails_cleanly(workdir: Path, monkeypatch: pytest.Mon
         workdir.chmod(0o755)
     assert result.exit_code == 1
     assert "error[PC502]" in result.stderr
-    assert _snapshot(workdir / "generated") == before
+    assert snapshot(workdir / "generated") == before
 
 
 def test_a_full_disk_leaves_the_old_tree(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _build(workdir)
-    before = _snapshot(workdir / "generated")
+    before = snapshot(workdir / "generated")
     _edit(workdir / "pipeline.yaml", "min: 3, max: 12", "min: 3, max: 13")
     written = []
     real = Path.write_bytes
@@ -245,7 +237,7 @@ def test_a_full_disk_leaves_the_old_tree(workdir: Path, monkeypatch: pytest.Monk
     result = cli("build", "pipeline.yaml", cwd=workdir)
     assert result.exit_code == 1
     assert "error[PC503]: the disk is full" in result.stderr
-    assert _snapshot(workdir / "generated") == before
+    assert snapshot(workdir / "generated") == before
     assert [p.name for p in workdir.iterdir() if p.name.startswith(".generated")] == []
 
 
@@ -253,12 +245,12 @@ def test_a_full_disk_leaves_the_old_tree(workdir: Path, monkeypatch: pytest.Monk
 def test_a_build_killed_at_any_moment_leaves_the_old_or_the_new_tree(workdir: Path) -> None:
     _build(workdir)
     generated = workdir / "generated"
-    old = _snapshot(generated)
+    old = snapshot(generated)
     spec = workdir / "pipeline.yaml"
     original = spec.read_text()
     _edit(spec, "min: 3, max: 12", "min: 3, max: 13")
     _build(workdir)
-    new = _snapshot(generated)
+    new = snapshot(generated)
     assert old != new
 
     binary = str(Path(sys.executable).parent / "pipec")
@@ -270,13 +262,13 @@ def test_a_build_killed_at_any_moment_leaves_the_old_or_the_new_tree(workdir: Pa
         # Alternate between the two specs, so every run has a different tree to write; kill at moments spread
         # over the whole run (and a little after it), so the kills land before, during and after the swap.
         spec.write_text(original if step % 2 == 0 else original.replace("min: 3, max: 12", "min: 3, max: 13"))
-        expected_before = _snapshot(generated)
+        expected_before = snapshot(generated)
         process = subprocess.Popen([binary, "build", "pipeline.yaml"], cwd=workdir, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         time.sleep(duration * (0.3 + (step % 20) * 0.045))
         process.send_signal(signal.SIGKILL)
         process.wait()
-        state = _snapshot(generated)
+        state = snapshot(generated)
         assert state in (old, new), f"mixed tree after a kill at step {step}"
         outcomes.add("unchanged" if state == expected_before else "replaced")
         if step >= 20 and outcomes == {"unchanged", "replaced"}:
@@ -304,10 +296,15 @@ def _git(*args: str, cwd: Path) -> None:
                    capture_output=True)
 
 
-def test_diff_against_a_git_ref(workdir: Path) -> None:
+def _repository(workdir: Path) -> None:
+    """Make the folder a git repository whose main branch holds the spec as it is now."""
     _git("init", "-q", "-b", "main", cwd=workdir)
     _git("add", "pipeline.yaml", cwd=workdir)
     _git("commit", "-q", "-m", "base", cwd=workdir)
+
+
+def test_diff_against_a_git_ref(workdir: Path) -> None:
+    _repository(workdir)
     spec = workdir / "pipeline.yaml"
     _edit(spec, "production: {cpu: 1024, memory: 2048, min: 3, max: 12}",
           "production: {cpu: 1024, memory: 2048, min: 3, max: 20}")
@@ -336,9 +333,7 @@ def test_diff_against_a_git_ref(workdir: Path) -> None:
 
 def test_diff_against_something_that_git_would_read_as_an_option_is_refused(workdir: Path,
                                                                           tmp_path: Path) -> None:
-    _git("init", "-q", "-b", "main", cwd=workdir)
-    _git("add", "pipeline.yaml", cwd=workdir)
-    _git("commit", "-q", "-m", "base", cwd=workdir)
+    _repository(workdir)
     written = tmp_path / "written-by-git"
     result = cli("diff", f"--against=--output={written}", cwd=workdir)
     assert result.exit_code == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli
+from tests.conftest import REPO, cli, snapshot
 
 CASES = REPO / "tests" / "errors"
 UPDATE = os.environ.get("PIPEC_UPDATE_GOLDEN") == "1"
@@ -64,7 +64,7 @@ def test_error_case(case: str, tmp_path: Path) -> None:
     # An earlier build's tree (the example's committed one), plus a file of the team's own.
     shutil.copytree(REPO / "generated", tmp_path / "generated")
     (tmp_path / "generated" / "keep.txt").write_text("untouched")
-    before = _snapshot(tmp_path / "generated")
+    before = snapshot(tmp_path / "generated")
 
     result = cli("build", "pipeline.yaml", cwd=tmp_path)
     actual = f"exit: {result.exit_code}\n{result.stderr}"
@@ -76,8 +76,4 @@ def test_error_case(case: str, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     if result.exit_code != 0:
         # A failed build never touches generated/.
-        assert _snapshot(tmp_path / "generated") == before
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        assert snapshot(tmp_path / "generated") == before

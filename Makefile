@@ -18,7 +18,7 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml requirements/dev.lock
 # Byte-compile the package as an install from a wheel would (an editable install leaves it to the first run,
 # and environments with PYTHONDONTWRITEBYTECODE never cache it).
 compile: $(VENV)/.runtime
-	$(BIN)/python -m compileall -q compiler
+	$(BIN)/python -m compileall -q compiler/pipec
 
 build: compile
 	$(BIN)/pipec build pipeline.yaml
@@ -38,9 +38,7 @@ $(CHECKOV)/bin/checkov: requirements/checkov.lock
 lint: $(VENV)/.dev
 	$(BIN)/ruff check compiler tests demo bench
 
-# mypy reads the package as `pipec` through a link, since its source folder is named compiler/.
 typecheck: $(VENV)/.dev
-	mkdir -p .mypy-shim && ln -sfn ../compiler .mypy-shim/pipec
 	$(BIN)/mypy -p pipec
 
 test: lint typecheck $(CHECKOV)/bin/checkov
@@ -75,4 +73,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .tools .mypy-shim build dist *.egg-info compiler/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools build dist *.egg-info compiler/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -26,8 +26,8 @@ from typing import Any
 
 import boto3
 
-from pipec.artifacts import Artifact, parse
-from pipec.plan import Plan
+from pipec.plan.plan import Plan
+from pipec.render.output import Artifact, parse
 
 STAGING_ACCOUNT, PRODUCTION_ACCOUNT = "111111111111", "222222222222"
 

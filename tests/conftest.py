@@ -39,7 +39,7 @@ class Run:
 
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
     """Run a pipec command in this process through typer's runner (fast), in a given folder."""
-    from pipec.cli import app
+    from pipec.cli.cli import app
 
     previous = Path.cwd()
     if cwd is not None:

@@ -71,7 +71,7 @@ def test_explain() -> None:
 
 
 def test_the_packaged_schema_is_what_the_models_make() -> None:
-    from pipec.schema import json_schema, packaged_schema
+    from pipec.validate.schema import json_schema, packaged_schema
 
     assert packaged_schema() == json_schema(), "run `make golden` after changing the models"
 
@@ -172,7 +172,7 @@ def test_a_closed_output_pipe_ends_quietly(workdir: Path) -> None:
 
 
 def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
-    starting = "import pipec.cli\ndef run():\n    raise KeyboardInterrupt\npipec.cli.run = run\n" \
+    starting = "import pipec.cli.cli\ndef run():\n    raise KeyboardInterrupt\npipec.cli.cli.run = run\n" \
                "from pipec.__main__ import main\nmain()\n"
     done = subprocess.run([str(BIN / "python"), "-c", starting], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60, check=False)

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pipec import guards
-from pipec.artifacts import Artifact, parse
 from pipec.build import compile_spec
 from pipec.diagnostics import ExitCode, PipecError
-from pipec.lint import lint
+from pipec.render import guards
+from pipec.render.lint import lint
+from pipec.render.output import Artifact, parse
 from tests import validators
 from tests.conftest import SPEC_NAMES, spec_source, templates_of
 

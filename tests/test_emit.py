@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipec import emit
-from pipec.artifacts import Artifact
 from pipec.diagnostics import PipecError
+from pipec.emit import emit
+from pipec.render.output import Artifact
 from tests.conftest import EXAMPLE, cli, pipec_process, snapshot
 
 

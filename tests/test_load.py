@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipec.diagnostics import PipecError
-from pipec.load import MAX_DEPTH, load_bytes, resolve_plain
+from pipec.load.load import MAX_DEPTH, load_bytes, resolve_plain
 
 
 def _codes(text: str | bytes) -> list[str]:

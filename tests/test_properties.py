@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from pipec.build import compile_spec
 from pipec.diagnostics import PipecError
-from pipec.load import load_bytes
-from pipec.validate import validate
+from pipec.load.load import load_bytes
+from pipec.validate.validate import validate
 from tests import validators
 from tests.conftest import EXAMPLE, cli, templates_of, workflows_of
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pipec.artifacts import Artifact, parse
 from pipec.build import compile_spec
-from pipec.render import mermaid
+from pipec.render.output import Artifact, parse
+from pipec.render.render import mermaid
 from tests.aws_world import PRODUCTION_ACCOUNT, World, deploy_everywhere, moto_server, with_existing_networks
 from tests.conftest import SPEC_NAMES, cli, workflows_of
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipec.diagnostics import PipecError, Severity
-from pipec.load import load, load_bytes
-from pipec.rules import RULES
-from pipec.validate import did_you_mean, validate
+from pipec.load.load import load, load_bytes
+from pipec.validate.rules import RULES
+from pipec.validate.validate import did_you_mean, validate
 from tests.conftest import EXAMPLE, REPO
 
 BASE = (REPO / "tests" / "errors" / "shared-account.yaml").read_text().replace(
@@ -113,7 +113,7 @@ def test_every_code_in_the_source_is_explained() -> None:
 
 
 def test_starter_spec_is_valid(tmp_path: Path) -> None:
-    from pipec.starter import write
+    from pipec.cli.starter import write
 
     write(tmp_path / "pipeline.yaml")
     assert validate(load(tmp_path / "pipeline.yaml")).warnings == ()
@@ -127,7 +127,7 @@ def test_the_aws_facts_agree_with_botocore_and_cfn_lint() -> None:
 
     import botocore.session
 
-    from pipec import aws_facts
+    from pipec.validate import facts as aws_facts
 
     assert set(botocore.session.get_session().get_available_regions("cloudformation")) == aws_facts.REGIONS
     data = resources.files("cfnlint") / "data"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipec.artifacts import Artifact, parse
+from pipec.render.output import Artifact, parse
 from tests import validators
 from tests.conftest import REPO, workflows_of
 

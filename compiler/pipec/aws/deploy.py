@@ -8,13 +8,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pipec.artifacts import Artifact
 from pipec.aws import ledger, targets
 from pipec.aws.bundle import Bundles, place_artifact
 from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter_values
 from pipec.diagnostics import ExitCode, fail
-from pipec.plan import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
+from pipec.plan.plan import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
+from pipec.render.output import Artifact
 
 PREVIOUS = "previous"
 

@@ -31,7 +31,7 @@ def main() -> None:
     gc.disable()
     atexit.register(_exit_now)  # registered first, so it runs after every other exit handler
     try:
-        from pipec.cli import run
+        from pipec.cli.cli import run
 
         run()
     except SystemExit as stop:

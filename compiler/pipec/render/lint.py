@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipec.artifacts import Artifact
 from pipec.diagnostics import Diagnostic, Severity
-from pipec.plan import Plan, Release, Stack
+from pipec.plan.plan import Plan, Release, Stack
+from pipec.render.output import Artifact
 
 SAMPLE = Release("1.0.0", "0" * 40, {})
 

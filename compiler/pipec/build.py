@@ -9,16 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from pipec.artifacts import GENERATED
 from pipec.diagnostics import Diagnostic, fail
-from pipec.load import Document, load, load_bytes
-from pipec.validate import Validated, validate
+from pipec.load.load import Document, load, load_bytes
+from pipec.render.output import GENERATED
+from pipec.validate.validate import Validated, validate
 
 if TYPE_CHECKING:
-    from pipec import emit
-    from pipec.artifacts import Artifact
-    from pipec.diff import Report
-    from pipec.plan import Plan
+    from pipec.emit import emit
+    from pipec.emit.diff import Report
+    from pipec.plan.plan import Plan
+    from pipec.render.output import Artifact
 
 
 class Compiled(NamedTuple):
@@ -56,9 +56,9 @@ def compile_spec(spec_path: Path, output: Path | None = None) -> Compiled:
 
 
 def _compile(document: Document, spec_path: Path, output: Path | None) -> Compiled:
-    from pipec import emit
-    from pipec.plan import make_plan
-    from pipec.render import render
+    from pipec.emit import emit
+    from pipec.plan.plan import make_plan
+    from pipec.render.render import render
 
     validated = validate(document)
     plan = make_plan(validated, emit.sha256(document.text.encode("utf-8")))
@@ -69,7 +69,7 @@ def _compile(document: Document, spec_path: Path, output: Path | None) -> Compil
 
 def build(spec_path: Path, output: Path | None = None) -> BuildResult:
     """Compile a spec and write the generated tree atomically."""
-    from pipec import emit
+    from pipec.emit import emit
 
     compiled = compile_spec(spec_path, output)
     written = emit.write(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
@@ -78,7 +78,7 @@ def build(spec_path: Path, output: Path | None = None) -> BuildResult:
 
 def check(spec_path: Path, output: Path | None = None) -> emit.CheckOutcome:
     """Compare what a build would write with the disk, writing nothing."""
-    from pipec import emit
+    from pipec.emit import emit
 
     compiled = compile_spec(spec_path, output)
     return emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
@@ -86,8 +86,9 @@ def check(spec_path: Path, output: Path | None = None) -> emit.CheckOutcome:
 
 def diff(spec_path: Path, against: str | None = None, output: Path | None = None) -> Report:
     """What building this spec changes: against generated/ on disk, or against the spec at a git ref."""
-    from pipec import emit, gitrepo
-    from pipec.diff import compare
+    from pipec.emit import emit
+    from pipec.emit.diff import compare
+    from pipec.release import git as gitrepo
 
     new = compile_spec(spec_path, output)
     if against is None:
@@ -100,7 +101,7 @@ def diff(spec_path: Path, against: str | None = None, output: Path | None = None
 
 def compile_checked(spec_path: Path) -> Compiled:
     """Compile a spec and insist that the committed generated/ matches it (releases must be consistent)."""
-    from pipec import emit
+    from pipec.emit import emit
 
     compiled = compile_spec(spec_path)
     outcome = emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
@@ -116,7 +117,7 @@ def validated(spec_path: Path) -> Validated:
 
 def validated_plan(spec_path: Path) -> Plan:
     """The plan of a spec, without rendering (what the AWS commands need)."""
-    from pipec.plan import make_plan
+    from pipec.plan.plan import make_plan
 
     return make_plan(validated(spec_path))
 

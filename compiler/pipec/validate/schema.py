@@ -18,7 +18,7 @@ PACKAGED = "schema/pipeline.schema.json"
 
 def json_schema() -> str:
     """The schema made from the models, as stable, indented JSON text."""
-    from pipec.spec import Spec
+    from pipec.validate.spec import Spec
 
     schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipec import __version__, names
-from pipec.artifacts import Artifact
+from pipec import __version__
 from pipec.aws import targets
 from pipec.aws.session import Aws, code_of, errors, utc_now
 from pipec.diagnostics import ExitCode, fail
-from pipec.plan import Plan, Release, ServicePlan, Target
+from pipec.plan import names
+from pipec.plan.plan import Plan, Release, ServicePlan, Target
+from pipec.render.output import Artifact
 
 RECORD = "release.json"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from pipec import __version__
-from pipec.artifacts import GENERATED, HEADER, Artifact
 from pipec.diagnostics import ExitCode, PipecError, fail
+from pipec.render.output import GENERATED, HEADER, Artifact
 
 MANIFEST = "manifest.json"
 _TMP = ".pipec-tmp-"

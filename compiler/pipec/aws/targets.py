@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pipec.diagnostics import fail
-from pipec.plan import SEMVER_PATTERN, EnvironmentPlan, Plan, ServicePlan
+from pipec.plan.plan import SEMVER_PATTERN, EnvironmentPlan, Plan, ServicePlan
 
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 

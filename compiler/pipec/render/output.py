@@ -75,7 +75,7 @@ def _data(text: str) -> Any:
     tags read as their long form: !Ref X -> {"Ref": "X"}, !Sub s -> {"Fn::Sub": "s"}, !GetAtt A.B -> [A, B]."""
     import yaml
 
-    from pipec.load import resolve_plain
+    from pipec.load.load import resolve_plain
 
     stack: list[tuple[Any, str | None]] = []  # (container, tag)
     pending: list[Any] = []  # per mapping: the key waiting for its value (a sentinel when none)

@@ -15,8 +15,8 @@ from typing import Any, Literal, NamedTuple, Union
 from pydantic import BaseModel, ValidationError
 
 from pipec.diagnostics import Diagnostic, PipecError, Severity, errors
-from pipec.load import Document, SpecPath
-from pipec.spec import PATTERN_NAMES, Spec
+from pipec.load.load import Document, SpecPath
+from pipec.validate.spec import PATTERN_NAMES, Spec
 
 _TEXT_COERCIONS = 3
 
@@ -31,7 +31,7 @@ class Validated(NamedTuple):
 
 def validate(document: Document) -> Validated:
     """Check the document against the models and the rules; raise PipecError listing every error."""
-    from pipec import rules
+    from pipec.validate import rules
 
     spec = _parse(document)
     found = rules.check(spec, document)

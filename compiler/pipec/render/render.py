@@ -14,11 +14,12 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from pipec import __version__, names
-from pipec.artifacts import GENERATED, Artifact, check_syntax, header, parse
-from pipec.aws_facts import TEMPLATE_BODY_BYTES
+from pipec import __version__
 from pipec.diagnostics import Diagnostic, PipecError
-from pipec.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
+from pipec.plan import names
+from pipec.plan.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
+from pipec.render.output import GENERATED, Artifact, check_syntax, header, parse
+from pipec.validate.facts import TEMPLATE_BODY_BYTES
 
 if TYPE_CHECKING:
     import jinja2
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
 def render(plan: Plan) -> list[Artifact]:
     """Every generated file of a plan, parsed back and checked by pipec's own guards."""
-    from pipec import guards
-    from pipec.schema import packaged_schema
+    from pipec.render import guards
+    from pipec.validate.schema import packaged_schema
 
     artifacts = [Artifact(f"{GENERATED}/pipeline.schema.json", packaged_schema())]
     artifacts += _cloudformation(plan)

@@ -11,12 +11,13 @@ import ipaddress
 import re
 from typing import NamedTuple
 
-from pipec import __version__, names
-from pipec.artifacts import GENERATED
-from pipec.aws_facts import ELB_LOG_ACCOUNTS
-from pipec.schedule import eventbridge
-from pipec.spec import ContainerImage, EcsAlarms, EcsService, LambdaAlarms, LambdaService, LambdaZip, Spec
-from pipec.validate import Validated
+from pipec import __version__
+from pipec.plan import names
+from pipec.render.output import GENERATED
+from pipec.validate.facts import ELB_LOG_ACCOUNTS
+from pipec.validate.schedule import eventbridge
+from pipec.validate.spec import ContainerImage, EcsAlarms, EcsService, LambdaAlarms, LambdaService, LambdaZip, Spec
+from pipec.validate.validate import Validated
 
 CLOUDFORMATION = f"{GENERATED}/cloudformation"
 # Every action the workflows use, pinned to a full commit SHA, with the release it is.

@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from pipec import names
-from pipec.aws_facts import (
+from pipec.diagnostics import Diagnostic, Severity
+from pipec.load.load import Document
+from pipec.plan import names
+from pipec.validate.facts import (
     FARGATE_SIZES,
     LAMBDA_MEMORY,
     LAMBDA_RESERVED_VARIABLES,
@@ -23,11 +25,9 @@ from pipec.aws_facts import (
     REGIONS,
     fargate_memory_hint,
 )
-from pipec.diagnostics import Diagnostic, Severity
-from pipec.load import Document
-from pipec.schedule import ScheduleError, check_schedule
-from pipec.spec import ContainerImage, EcsService, LambdaService, LambdaZip, Spec
-from pipec.validate import did_you_mean
+from pipec.validate.schedule import ScheduleError, check_schedule
+from pipec.validate.spec import ContainerImage, EcsService, LambdaService, LambdaZip, Spec
+from pipec.validate.validate import did_you_mean
 
 Found = Iterator[Diagnostic]
 RuleFunction = Callable[[Spec, Document], Found]

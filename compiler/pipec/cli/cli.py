@@ -18,7 +18,7 @@ from pipec import __version__
 from pipec.diagnostics import EXIT_CODES_HELP, ExitCode, PipecError, report
 
 if TYPE_CHECKING:
-    from pipec.versions import Versions
+    from pipec.release.versions import Versions
 
 app = typer.Typer(
     name="pipec",
@@ -123,7 +123,7 @@ def check(spec: SpecArg = Path("pipeline.yaml"), output: OutputOption = None) ->
 def lint_command(spec: SpecArg = Path("pipeline.yaml"), fmt: FormatOption = Format.text) -> None:
     """Run cfn-lint on every generated template, alone and with each parameter file."""
     from pipec import build
-    from pipec.lint import lint
+    from pipec.render.lint import lint
 
     def action() -> int:
         compiled = build.compile_spec(spec)
@@ -150,7 +150,7 @@ def diff(spec: SpecArg = Path("pipeline.yaml"),
          output: OutputOption = None) -> None:
     """Show what a build would change, per environment, region and stack."""
     from pipec import build
-    from pipec import diff as diffs
+    from pipec.emit import diff as diffs
 
     def action() -> None:
         report = build.diff(spec, against, output)
@@ -162,7 +162,7 @@ def diff(spec: SpecArg = Path("pipeline.yaml"),
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of pipeline.yaml (editors use it for completion and checks)."""
-    from pipec.schema import packaged_schema
+    from pipec.validate.schema import packaged_schema
 
     _execute(lambda: typer.echo(packaged_schema(), nl=False))
 
@@ -171,7 +171,7 @@ def schema() -> None:
 def init(path: Annotated[Path, typer.Argument(help="Where to write the starter spec.")] = Path("pipeline.yaml"),
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write a commented starter pipeline.yaml that validates."""
-    from pipec import starter
+    from pipec.cli import starter
 
     def action() -> None:
         starter.write(path, force=force)
@@ -213,7 +213,8 @@ def version_current(spec: SpecArg = Path("pipeline.yaml")) -> None:
 
 
 def _versions(spec: Path) -> Versions:
-    from pipec import build, versions
+    from pipec import build
+    from pipec.release import versions
 
     release = build.validated(spec).spec.release
     return versions.compute(release.tag_prefix, release.initial_version, spec.resolve().parent)

@@ -58,7 +58,7 @@ def title(code: str) -> str | None:
     if code in CODES:
         return CODES[code]
     if code.startswith("PC2"):
-        from pipec.rules import RULES
+        from pipec.validate.rules import RULES
 
         return next((r.title for r in RULES if r.code == code), None)
     return None

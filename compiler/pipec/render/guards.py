@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipec.aws_facts import FARGATE_SIZES
 from pipec.diagnostics import Diagnostic, ExitCode, PipecError
-from pipec.plan import OIDC_HOST, Plan
+from pipec.plan.plan import OIDC_HOST, Plan
+from pipec.validate.facts import FARGATE_SIZES
 
 Parsed = dict[str, Any]
 Guard = Callable[[Plan, Parsed], Iterator[Diagnostic]]

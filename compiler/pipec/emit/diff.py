@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from pipec.artifacts import Artifact, parse
+from pipec.render.output import Artifact, parse
 
 Tree = dict[str, str]
 _PARAMETERS = "cloudformation/parameters/"

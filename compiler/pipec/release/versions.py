@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipec.gitrepo import git
+from pipec.release.git import git
 
 _SUBJECT = re.compile(r"^(?P<type>[a-zA-Z]+)(\([^)]*\))?(?P<bang>!)?: ")
 _BREAKING = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)

@@ -1,0 +1,1 @@
+"""Stage 5, emit: Outputs -> generated/ on disk, atomically; `check` and `diff` compare the two."""

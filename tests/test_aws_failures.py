@@ -194,7 +194,7 @@ def test_throttling_after_retries(aws: Aws) -> None:
     problem, _ = _deploy(aws)
     assert problem.exit_code == ExitCode.AWS
     [found] = problem.diagnostics
-    assert found.code == "PC602"
+    assert found.code == "PC608"
     assert found.message == "reading release 1.1.0: AWS is throttling the requests (SlowDown), even after retries"
 
 
@@ -217,7 +217,8 @@ def test_a_busy_stack_is_left_alone(aws: Aws) -> None:
     problem, _ = _deploy(aws)
     _all_used(stubs)
     [found] = problem.diagnostics
-    assert found.message == "[staging us-east-1 api] stack stigg-staging-api is busy (UPDATE_IN_PROGRESS)"
+    assert (found.code, found.message) == ("PC613", "[staging us-east-1 api] stack stigg-staging-api is busy "
+                                                    "(UPDATE_IN_PROGRESS)")
 
 
 def test_ctrl_c_during_a_deployment_says_what_is_left(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:

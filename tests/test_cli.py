@@ -63,11 +63,25 @@ def test_github_annotations_inside_actions(workdir: Path) -> None:
 
 
 def test_explain() -> None:
+    found = cli("explain", "pc008")
+    assert (found.exit_code, found.stdout) == (0, "PC008: a key appears twice in the same mapping\n"
+                                                  "  stage: load; exit code 1\n"
+                                                  "  example: port: 80 ... port: 8080\n"
+                                                  "  fix: keep one of the two; YAML would silently keep the last\n")
     assert cli("explain", "PC201").stdout.startswith("PC201: every service's artifact exists")
-    assert cli("explain", "PC008").stdout == "PC008: a key appears twice in the same mapping\n"
     unknown = cli("explain", "PC999")
-    assert unknown.exit_code == 1
-    assert "unknown diagnostic code PC999" in unknown.stderr
+    assert (unknown.exit_code, unknown.stdout) == (1, "")
+    assert "error[PC407]: unknown diagnostic code PC999" in unknown.stderr
+
+
+def test_explain_alone_lists_every_code_once() -> None:
+    from pipec.codes import CODES
+
+    listed = cli("explain")
+    assert listed.exit_code == 0
+    lines = listed.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(CODES)
+    assert "PC615  exit 130 a deployment was interrupted" in listed.stdout
 
 
 def test_the_packaged_schema_is_what_the_models_make() -> None:

@@ -147,7 +147,7 @@ def test_pipec_never_overwrites_a_file_it_did_not_write(workdir: Path) -> None:
     spec.write_text(spec.read_text().replace("  hooks:", "  webhooks:"))
     result = cli("build", "pipeline.yaml", cwd=workdir)
     assert result.exit_code == 1
-    assert "error[PC502]: pipec would overwrite file(s) it did not write" in result.stderr
+    assert "error[PC507]: pipec would overwrite file(s) it did not write" in result.stderr
     assert mine.read_text() == "my own template"
 
 
@@ -216,7 +216,7 @@ def test_a_read_only_folder_fails_cleanly(workdir: Path, monkeypatch: pytest.Mon
     finally:
         workdir.chmod(0o755)
     assert result.exit_code == 1
-    assert "error[PC502]" in result.stderr
+    assert "error[PC508]" in result.stderr
     assert snapshot(workdir / "generated") == before
 
 
@@ -337,7 +337,7 @@ def test_diff_against_something_that_git_would_read_as_an_option_is_refused(work
     written = tmp_path / "written-by-git"
     result = cli("diff", f"--against=--output={written}", cwd=workdir)
     assert result.exit_code == 1
-    assert f'error[PC605]: "--output={written}" is not a git ref' in result.stderr
+    assert f'error[PC408]: "--output={written}" is not a git ref' in result.stderr
     assert list(tmp_path.glob("written-by-git*")) == []
 
 
@@ -357,4 +357,4 @@ def test_diff_reports_no_change(workdir: Path) -> None:
 def test_diff_outside_a_repository_says_so(workdir: Path) -> None:
     result = cli("diff", "--against", "main", cwd=workdir)
     assert result.exit_code == 1
-    assert "error[PC606]: git rev-parse failed" in result.stderr
+    assert "error[PC701]: git rev-parse failed" in result.stderr

@@ -39,7 +39,7 @@ def test_no_tag_gives_the_initial_version(repo: Path) -> None:
     assert _next(repo) == "0.1.0"
     current = cli("version", "current", cwd=repo)
     assert current.exit_code == 1
-    assert "error[PC606]: no release tag yet" in current.stderr
+    assert "error[PC703]: no release tag yet" in current.stderr
 
 
 @pytest.mark.parametrize(("messages", "expected"), [
@@ -94,4 +94,4 @@ def test_outside_a_repository(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, tmp_path / "pipeline.yaml")
     result = cli("version", "next", cwd=tmp_path)
     assert result.exit_code == 1
-    assert "error[PC606]" in result.stderr
+    assert "error[PC701]" in result.stderr

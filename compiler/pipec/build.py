@@ -106,7 +106,7 @@ def compile_checked(spec_path: Path) -> Compiled:
     compiled = compile_spec(spec_path)
     outcome = emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
     if not outcome.ok:
-        raise fail("PC605", f"{len(outcome.findings)} generated file(s) do not match {spec_path.name}",
+        raise fail("PC505", f"{len(outcome.findings)} generated file(s) do not match {spec_path.name}",
                    hint="run `pipec build` and commit generated/ first; `pipec check` lists the files")
     return compiled
 

@@ -1,73 +1,240 @@
-"""Every diagnostic code with a one-line title; `pipec explain CODE` prints it.
+"""Every diagnostic code, registered once: its stage, its exit code, what it means, an example and the fix.
 
-Rule codes (PC2xx) are registered by the rules themselves; this table holds the rest.
+A code names one situation and always exits the same way; `pipec explain CODE` prints its entry and `pipec
+explain` lists them all. Depends on nothing else in pipec, so every stage can raise by code.
 """
 
 from __future__ import annotations
 
-from pipec.diagnostics import fail
+from enum import IntEnum
+from typing import NamedTuple
 
-CODES: dict[str, str] = {
+
+class ExitCode(IntEnum):
+    """Exit codes of every pipec command, listed in `pipec --help`."""
+
+    OK = 0
+    SPEC = 1
+    USAGE = 2
+    STALE = 3
+    AWS = 4
+    INTERNAL = 70
+    INTERRUPTED = 130
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 the spec or the request is wrong (or the output's reader went away, as in "
+    "`pipec schema | head -1`); 2 usage; "
+    "3 `check` found generated files out of date; 4 AWS refused or failed; "
+    "70 internal error (a bug in pipec); 130 interrupted."
+)
+
+
+class Code(NamedTuple):
+    """One situation a user can meet."""
+
+    code: str
+    stage: str
+    exit: ExitCode
+    title: str
+    example: str
+    fix: str
+
+
+_SPEC, _AWS, _BUG = ExitCode.SPEC, ExitCode.AWS, ExitCode.INTERNAL
+_ENTRIES = [
     # load: reading the file and strict YAML
-    "PC001": "the spec file cannot be read (missing, a directory, no permission)",
-    "PC002": "the spec file is larger than pipec accepts (2 MiB)",
-    "PC003": "the spec file is not valid UTF-8",
-    "PC004": "the spec file contains binary data or a control character",
-    "PC005": "the spec is not valid YAML",
-    "PC006": "a tab character is used for indentation",
-    "PC007": "a quoted string is not terminated",
-    "PC008": "a key appears twice in the same mapping",
-    "PC009": "aliases expand too far, refer to themselves, or have no anchor",
-    "PC010": "the spec nests deeper than 64 levels",
-    "PC011": "a YAML tag is used (pipeline.yaml takes plain values only)",
-    "PC012": "the file holds more than one YAML document",
-    "PC013": "the spec file is empty",
-    "PC014": "the top of the spec is not a mapping",
-    "PC015": "a key is a list or mapping instead of text",
-    "PC016": "a merge key (<<) is used",
+    Code("PC001", "load", _SPEC, "the spec file cannot be read (missing, a directory, no permission)",
+         "pipec validate pipelin.yaml", "pass the path of an existing, readable pipeline.yaml, or run `pipec init`"),
+    Code("PC002", "load", _SPEC, "the spec file is larger than pipec accepts (2 MiB)",
+         "pipec validate build.log", "a pipeline spec is a few kilobytes: check that this is the right file"),
+    Code("PC003", "load", _SPEC, "the spec file is not valid UTF-8", "a spec saved as Latin-1 with an accented name",
+         "save the file as UTF-8"),
+    Code("PC004", "load", _SPEC, "the spec file contains binary data or a control character",
+         "an invisible U+0007 pasted into a value", "delete the character; a spec is plain text"),
+    Code("PC005", "load", _SPEC, "the spec is not valid YAML", 'run: echo a: b   (an unquoted ": " in a value)',
+         "fix the syntax at the position shown; quote values that contain \": \""),
+    Code("PC006", "load", _SPEC, "a tab character is used for indentation", "\tproject: acme",
+         "indent with spaces"),
+    Code("PC007", "load", _SPEC, "a quoted string is not terminated", 'run: "npm test', "add the closing quote"),
+    Code("PC008", "load", _SPEC, "a key appears twice in the same mapping", "port: 80 ... port: 8080",
+         "keep one of the two; YAML would silently keep the last"),
+    Code("PC009", "load", _SPEC, "aliases expand too far, refer to themselves, or have no anchor",
+         "a 'billion laughs' file of nested aliases", "write the values out"),
+    Code("PC010", "load", _SPEC, "the spec nests deeper than 64 levels", "[[[[[[...]]]]]]",
+         "a spec is a few levels deep: check that this is the right file"),
+    Code("PC011", "load", _SPEC, "a YAML tag is used (pipeline.yaml takes plain values only)", "port: !Ref Port",
+         "remove the tag; pipec writes the CloudFormation itself"),
+    Code("PC012", "load", _SPEC, "the file holds more than one YAML document", "a second document after ---",
+         "keep one document"),
+    Code("PC013", "load", _SPEC, "the spec file is empty", "an empty pipeline.yaml",
+         "run `pipec init` for a commented starter spec"),
+    Code("PC014", "load", _SPEC, "the top of the spec is not a mapping", "- project: acme", "start with keys"),
+    Code("PC015", "load", _SPEC, "a key is a list or mapping instead of text", "[a, b]: 1", "use a plain key"),
+    Code("PC016", "load", _SPEC, "a merge key (<<) is used", "<<: *defaults", "write the keys out"),
     # validate: the schema
-    "PC101": "unknown key (with a did-you-mean when one is close)",
-    "PC102": "a required key is missing",
-    "PC103": "a value has the wrong type",
-    "PC104": "a value is not allowed (choice, pattern or range)",
+    Code("PC101", "validate", _SPEC, "unknown key (with a did-you-mean when one is close)", "artefacts: ...",
+         "use the key the hint names; `pipec schema` lists them all"),
+    Code("PC102", "validate", _SPEC, "a required key is missing", "a service without kind:", "add the key"),
+    Code("PC103", "validate", _SPEC, "a value has the wrong type", "port: eighty", "write a value of the type named"),
+    Code("PC104", "validate", _SPEC, "a value is not allowed (choice, pattern or range)", "kind: ecs",
+         "write one of the values the message names"),
+    # validate: the rules
+    Code("PC201", "validate", _SPEC, "every service's artifact exists and suits the service's kind",
+         "artifact: api-img where the artifact is api-image", "name an artifact under `artifacts:` of the right type"),
+    Code("PC202", "validate", _SPEC, "environments named under scaling and config exist, and every environment has "
+         "scaling", "scaling: {prod: ...} where the environment is production",
+         "name each environment of `environments:` under scaling"),
+    Code("PC203", "validate", _SPEC, "regions are real AWS regions, listed once, and per-region settings name those "
+         "regions", "regions: [us-east1]", "write the region as AWS spells it, e.g. us-east-1"),
+    Code("PC204", "validate", _SPEC, "the last environment states its approval explicitly",
+         "production without approval:", "add approval: manual (or approval: none)"),
+    Code("PC205", "validate", _SPEC, "staging and production should not share an AWS account (warning)",
+         "two environments with the same account", "give each environment an account of its own"),
+    Code("PC206", "validate", _SPEC, "secrets are references, and no plaintext value looks like a secret",
+         "env: {STRIPE_KEY: sk_live_...}", "store it in SSM or Secrets Manager and name it under `secrets:`"),
+    Code("PC207", "validate", _SPEC, "placeholders in references and URLs are ones pipec knows",
+         "ssm:/acme/{stage}/db", "use {env}, {region}, {account}, {project} or {service}"),
+    Code("PC208", "validate", _SPEC, "Fargate cpu and memory form a valid pair, and min does not exceed max",
+         "cpu: 256, memory: 4096", "choose a memory size the hint lists for the cpu"),
+    Code("PC209", "validate", _SPEC, "Lambda runtime, handler and memory are valid for the artifact",
+         "runtime: python3.8", "choose a supported runtime; zips need handler and runtime, images neither"),
+    Code("PC210", "validate", _SPEC, "schedules are valid cron expressions (or rate() for Lambda)",
+         'schedule: "every day"', 'write 5-field cron such as "15 2 * * *" (UTC)'),
+    Code("PC211", "plan", _SPEC, "every name pipec gives an AWS resource stays within AWS's length limit",
+         "a 40-character project with a 30-character service", "shorten the project, environment or service name"),
+    Code("PC212", "validate", _SPEC, "networking is either managed (cidr) or existing VPCs for every region",
+         "network with both cidr and vpcs", "give one of the two"),
+    Code("PC213", "validate", _SPEC, "HTTPS is all or nothing: certificates for every region of every environment, "
+         "or none", "a certificate for staging only", "add a certificate for every region, or none"),
+    Code("PC214", "validate", _SPEC, "web-only settings appear only on web services",
+         "health_check on a worker without a port", "remove the setting or add a port"),
+    Code("PC215", "validate", _SPEC, "e2e and sanity checks need each environment's URL",
+         "checks.e2e with an environment that has no url", "add url: to every environment"),
+    Code("PC216", "validate", _SPEC, "every artifact is used by a service (warning)",
+         "an artifact no service names", "remove it, or it is built on every release for nothing"),
+    Code("PC217", "validate", _SPEC, "variable names are free: not both plain and secret, not pipec's own, not "
+         "reserved by Lambda", "env: {AWS_REGION: eu}", "choose another name"),
+    Code("PC218", "validate", _SPEC, "a Lambda function's variables fit in the 4 KB Lambda allows",
+         "a 5 KB JSON document in env", "keep large values in SSM and name them under `secrets:`"),
     # plan and render: pipec's own checks of its output, which no validator makes
-    "PC301": "a Lambda alias does not point at a new AWS::Lambda::Version published on every release",
-    "PC302": "a CodeDeploy deployment group is not BLUE_GREEN with traffic control and alarm rollback",
-    "PC303": "an ECS service with a circuit breaker and alarms does not use the ECS deployment controller",
-    "PC304": "a Fargate task's cpu and memory are not a valid pair",
-    "PC305": "an OIDC trust policy does not pin aud=sts.amazonaws.com and an exact sub",
-    "PC306": "a service template branches on the environment or parameter files differ in keys",
-    "PC307": "a rendered file does not parse back as YAML or JSON",
-    "PC308": "a generated template is larger than CloudFormation accepts in a request (51,200 bytes)",
+    Code("PC301", "render", _BUG, "a Lambda alias does not point at a new AWS::Lambda::Version published on every "
+         "release", "an alias on $LATEST", "a bug in pipec's templates: report it"),
+    Code("PC302", "render", _BUG, "a CodeDeploy deployment group is not BLUE_GREEN with traffic control and alarm "
+         "rollback", "an IN_PLACE group", "a bug in pipec's templates: report it"),
+    Code("PC303", "render", _BUG, "an ECS service with a circuit breaker and alarms does not use the ECS deployment "
+         "controller", "a CODE_DEPLOY controller", "a bug in pipec's templates: report it"),
+    Code("PC304", "render", _BUG, "a Fargate task's cpu and memory are not a valid pair",
+         "cpu 256 with memory 4096 in a parameter file", "a bug in pipec: report it"),
+    Code("PC305", "render", _BUG, "an OIDC trust policy does not pin aud=sts.amazonaws.com and an exact sub",
+         "a sub with a wildcard", "a bug in pipec's templates: report it"),
+    Code("PC306", "render", _BUG, "a service template branches on the environment or parameter files differ in keys",
+         "Conditions in a service template", "a bug in pipec's templates: report it"),
+    Code("PC307", "render", _BUG, "a rendered file does not parse back as YAML or JSON",
+         "a template that prints an unquoted colon", "a bug in pipec's templates: report it"),
+    Code("PC308", "render", _SPEC, "a generated template is larger than CloudFormation accepts in a request "
+         "(51,200 bytes)", "some 35 container images in one bootstrap template",
+         "share images between services, or keep large values in SSM"),
+    Code("PC309", "render", _BUG, "two generated files would have the same path", "a service named like a shared "
+         "stack", "a bug in pipec: report it"),
+    # the request: what a command was asked to act on
+    Code("PC401", "aws", _SPEC, "the command names an environment the spec does not have",
+         "pipec deploy --env prod", "name one of the spec's environments"),
+    Code("PC402", "aws", _SPEC, "the command names a region the environment does not deploy to",
+         "pipec status --env staging --region eu-west-1", "name one of the environment's regions"),
+    Code("PC403", "aws", _SPEC, "the command names a service the spec does not have", "pipec history --service apii",
+         "name one of the spec's services"),
+    Code("PC404", "aws", _SPEC, "a version on the command line is not a release version", "--version v1.4.2",
+         "write the version without the tag prefix, e.g. 1.4.2"),
+    Code("PC405", "aws", _SPEC, "a commit on the command line is not a git commit id", "--commit HEAD~1",
+         "pass the full commit id: --commit $(git rev-parse HEAD)"),
+    Code("PC406", "aws", _SPEC, "the --artifact flags of `pipec bundle` are malformed, repeated, unknown or "
+         "missing", "--artifact api-image", "pass --artifact NAME=sha256:HEX once for every artifact"),
+    Code("PC407", "cli", _SPEC, "`pipec explain` was given a code that does not exist", "pipec explain PC999",
+         "run `pipec explain` for the list"),
+    Code("PC408", "release", _SPEC, "`pipec diff --against` was given something that is not a git ref",
+         "pipec diff --against=--output=x", "name a branch, tag or commit"),
+    Code("PC409", "cli", _SPEC, "`pipec init` would overwrite an existing file", "pipec init (pipeline.yaml exists)",
+         "pass --force, or another path"),
+    Code("PC410", "cli", _SPEC, "`pipec init` cannot write its file", "pipec init /read-only/pipeline.yaml",
+         "choose a folder you may write"),
     # emit: writing generated/
-    "PC501": "an output path would escape its folder",
-    "PC502": "the output folder cannot be written (permissions, a file or folder pipec does not own, a symlink)",
-    "PC503": "the disk is full",
-    "PC504": "another pipec build holds the output folder",
+    Code("PC501", "emit", _BUG, "a generated path would escape its folder", "a file named ../x",
+         "a bug in pipec: report it"),
+    Code("PC502", "emit", _SPEC, "the output is not a folder pipec may replace (a symlink, a file, the spec's own "
+         "folder, a folder no pipec build made)", "pipec build --output .",
+         "pass --output with a folder of pipec's own, such as generated"),
+    Code("PC503", "emit", _SPEC, "the disk is full", "a build on a full disk", "free some space and build again"),
+    Code("PC504", "emit", _SPEC, "another pipec build holds the output folder", "two builds started at once",
+         "wait for the other build to finish"),
+    Code("PC505", "emit", ExitCode.STALE, "the committed generated files do not match the spec, and this command "
+         "needs them equal", "pipec bundle after editing pipeline.yaml without `pipec build`",
+         "run `pipec build`, commit generated/, and run the command again"),
+    Code("PC506", "emit", _SPEC, "a generated file would be written outside the repository through a symbolic "
+         "link", ".github linking to /etc", "replace the link with a folder"),
+    Code("PC507", "emit", _SPEC, "pipec would overwrite a file it did not write", "a hand-written runbook where pipec "
+         "writes one", "move the file away; pipec never replaces a file its manifest does not list"),
+    Code("PC508", "emit", _SPEC, "the output cannot be written (permissions, a read-only disk, another OS error)",
+         "a read-only checkout", "fix the folder's permissions; nothing was changed"),
     # aws: deploy, status, history, rollback
-    "PC601": "no AWS credentials were found, or they expired",
-    "PC602": "AWS refused the request (access denied, throttled, invalid)",
-    "PC603": "a stack, release or ledger entry does not exist",
-    "PC604": "a deployment failed and CloudFormation rolled it back",
-    "PC605": "the request is not valid for this spec (unknown environment, service, region or version)",
-    "PC606": "git could not answer (no repository, no commits)",
-}
+    Code("PC601", "aws", _AWS, "no AWS credentials were found, or they expired", "pipec status without a session",
+         "sign in (aws sso login), or run inside the workflow"),
+    Code("PC602", "aws", _AWS, "AWS refused the request (access denied or invalid)",
+         "a deploy role without cloudformation:CreateChangeSet", "give the role the permission the message names"),
+    Code("PC603", "aws", _AWS, "a file of a release is not published", "pipec deploy --version 9.9.9",
+         "deploy a version the release workflow published (`pipec history`)"),
+    Code("PC604", "aws", _AWS, "a deployment failed and CloudFormation rolled it back",
+         "a task that never becomes healthy", "read the failing resources and reasons; fix and release again"),
+    Code("PC605", "aws", _AWS, "the credentials are for another AWS account than the environment's",
+         "staging credentials for pipec deploy --env production", "use credentials of the environment's account"),
+    Code("PC606", "aws", _AWS, "a release of this version was already published with other contents",
+         "publishing 1.4.2 again from another commit", "releases are immutable: a new commit gets a new version"),
+    Code("PC607", "aws", _AWS, "an uploaded artifact does not have the digest the build reported",
+         "a zip replaced after its digest was taken", "rebuild the release; never change an uploaded artifact"),
+    Code("PC608", "aws", _AWS, "AWS throttled the requests even after retries", "many deploys in one account at once",
+         "wait a minute and run the command again"),
+    Code("PC609", "aws", _AWS, "there is no earlier version to roll back to",
+         "pipec rollback --to previous on a service deployed once", "name a version with --to"),
+    Code("PC610", "aws", _AWS, "an image is not in the registry of a region it is deployed to",
+         "replication has not reached eu-west-1", "check the replication rule of the bootstrap stack"),
+    Code("PC611", "aws", _AWS, "nothing is deployed where the command looked", "pipec status --format version before "
+         "the first deploy", "deploy a release first"),
+    Code("PC612", "aws", _AWS, "CloudFormation refused the change set", "a template an older stack cannot take",
+         "read the reason; fix the spec or the stack"),
+    Code("PC613", "aws", _AWS, "a stack is busy with another change", "a deploy while a rollback runs",
+         "wait for the running change to finish (`pipec status`)"),
+    Code("PC614", "aws", _AWS, "a stack is in a state that cannot be updated (its creation failed)",
+         "ROLLBACK_COMPLETE after a first deploy failed", "delete the stack and deploy again"),
+    Code("PC615", "aws", ExitCode.INTERRUPTED, "a deployment was interrupted; CloudFormation goes on with it",
+         "Ctrl-C during pipec deploy", "follow it with `pipec status` and deploy again once it settles"),
+    Code("PC616", "aws", _AWS, "AWS cannot be reached", "no network, or a wrong AWS_ENDPOINT_URL",
+         "check the network, the region and AWS_ENDPOINT_URL"),
+    # release: git
+    Code("PC701", "release", _SPEC, "git could not answer (no repository, no commits, git missing)",
+         "pipec version next outside a repository", "run pipec inside the repository that holds pipeline.yaml"),
+    Code("PC702", "release", _SPEC, "a file cannot be read at a git ref", "pipec diff --against origin/main in a "
+         "shallow clone", "fetch the ref (fetch-depth: 0 in CI)"),
+    Code("PC703", "release", _SPEC, "there is no release tag yet", "pipec version current before the first release",
+         "the first release will be the spec's initial_version"),
+]
+CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}
 
 
-def title(code: str) -> str | None:
-    if code in CODES:
-        return CODES[code]
-    if code.startswith("PC2"):
-        from pipec.validate.rules import RULES
-
-        return next((r.title for r in RULES if r.code == code), None)
-    return None
+def exit_code(code: str) -> ExitCode:
+    """The exit code a diagnostic code means (a tool's own finding, such as cfn-lint's, means a spec problem)."""
+    entry = CODES.get(code)
+    return entry.exit if entry else ExitCode.SPEC
 
 
 def explain(code: str) -> str:
-    """The title of a code, or a PipecError naming the valid ranges."""
-    found = title(code.upper())
-    if found is None:
-        raise fail("PC605", f"unknown diagnostic code {code}", hint="codes look like PC201; see `pipec explain "
-                   "PC101`")
-    return f"{code.upper()}: {found}"
+    """The whole entry of a code, as `pipec explain CODE` prints it."""
+    entry = CODES[code]
+    return (f"{entry.code}: {entry.title}\n"
+            f"  stage: {entry.stage}; exit code {int(entry.exit)}\n"
+            f"  example: {entry.example}\n"
+            f"  fix: {entry.fix}\n")
+
+
+def listing() -> str:
+    """Every code with its title, as `pipec explain` prints it."""
+    return "".join(f"{e.code}  exit {int(e.exit):<3} {e.title}\n" for e in _ENTRIES)

@@ -9,28 +9,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import NamedTuple, TextIO
 
+from pipec.codes import EXIT_CODES_HELP, ExitCode, exit_code
 
-class ExitCode(IntEnum):
-    """Exit codes of every pipec command, listed in `pipec --help`."""
-
-    OK = 0
-    SPEC = 1
-    USAGE = 2
-    STALE = 3
-    AWS = 4
-    INTERNAL = 70
-    INTERRUPTED = 130
-
-
-EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 the spec or the request is wrong (or the output's reader went away, as in "
-    "`pipec schema | head -1`); 2 usage; "
-    "3 `check` found generated files out of date; 4 AWS refused or failed; "
-    "70 internal error (a bug in pipec); 130 interrupted."
-)
+__all__ = ["EXIT_CODES_HELP", "Diagnostic", "ExitCode", "PipecError", "Severity", "fail"]
 
 
 class Severity(StrEnum):
@@ -65,18 +49,17 @@ class Diagnostic(NamedTuple):
 
 
 class PipecError(Exception):
-    """The one error a user sees: a list of diagnostics and the exit code they mean."""
+    """The one error a user sees: a list of diagnostics, and the exit code their codes mean (`pipec.codes`)."""
 
-    def __init__(self, diagnostics: Sequence[Diagnostic], exit_code: ExitCode = ExitCode.SPEC) -> None:
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
-        self.exit_code = exit_code
+        self.exit_code = max((exit_code(d.code) for d in errors(self.diagnostics)), default=ExitCode.SPEC)
         super().__init__("; ".join(f"{d.location}: {d.message}" for d in self.diagnostics))
 
 
-def fail(code: str, message: str, *, hint: str | None = None, file: str = "",
-         exit_code: ExitCode = ExitCode.SPEC) -> PipecError:
+def fail(code: str, message: str, *, hint: str | None = None, file: str = "") -> PipecError:
     """Make a PipecError with one diagnostic that has no line in a spec."""
-    return PipecError([Diagnostic(code, message, file=file, hint=hint)], exit_code)
+    return PipecError([Diagnostic(code, message, file=file, hint=hint)])
 
 
 def errors(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:

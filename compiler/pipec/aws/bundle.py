@@ -17,7 +17,7 @@ from typing import Any
 from pipec import __version__
 from pipec.aws import targets
 from pipec.aws.session import Aws, code_of, errors, utc_now
-from pipec.diagnostics import ExitCode, fail
+from pipec.diagnostics import fail
 from pipec.plan import names
 from pipec.plan.plan import Plan, Release, ServicePlan, Target
 from pipec.render.output import Artifact
@@ -73,7 +73,7 @@ class Bundles:
         if body is None:
             raise fail("PC603", f"{what} is not in s3://{self.plan.release_bucket}/{names.release_prefix(version)}",
                        hint="releases are published by the release workflow (`pipec bundle`); "
-                            "`pipec history` lists the versions that were deployed", exit_code=ExitCode.AWS)
+                            "`pipec history` lists the versions that were deployed")
         return body.decode("utf-8")
 
 
@@ -105,8 +105,8 @@ def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commi
         same = {k: existing.get(k) for k in ("version", "commit", "artifacts")} == {
             k: record[k] for k in ("version", "commit", "artifacts")}
         if not same:
-            raise fail("PC605", f"release {version} was already published with other contents",
-                       hint="releases are immutable; a new commit gets a new version", exit_code=ExitCode.AWS)
+            raise fail("PC606", f"release {version} was already published with other contents",
+                       hint="releases are immutable; a new commit gets a new version")
         out(f"pipec: release {version} is already published; nothing to do")
         return
     _verify_artifacts(aws, plan, version, digests)
@@ -134,7 +134,7 @@ def parse_digests(items: list[str]) -> dict[str, str]:
         else:
             digests[name] = digest
     if problems:
-        raise fail("PC605", "; ".join(problems), hint="pass --artifact NAME=sha256:HEX once for every artifact")
+        raise fail("PC406", "; ".join(problems), hint="pass --artifact NAME=sha256:HEX once for every artifact")
     return digests
 
 
@@ -145,7 +145,7 @@ def _check_digests(plan: Plan, digests: dict[str, str]) -> None:
     problems += [f'the digest of "{n}" is not sha256:<64 hex digits>' for n, d in digests.items()
                  if n in known and not _DIGEST.match(d)]
     if problems:
-        raise fail("PC605", "; ".join(problems), hint="pass --artifact NAME=sha256:HEX for every artifact")
+        raise fail("PC406", "; ".join(problems), hint="pass --artifact NAME=sha256:HEX for every artifact")
 
 
 def _existing(aws: Aws, plan: Plan, version: str) -> dict[str, Any] | None:
@@ -168,8 +168,7 @@ def _verify_artifacts(aws: Aws, plan: Plan, version: str, digests: dict[str, str
             body = aws.client("s3", build.home_region).get_object(Bucket=bucket, Key=key)["Body"].read()
             actual = "sha256:" + hashlib.sha256(body).hexdigest()
             if actual != digest:
-                raise fail("PC605", f"s3://{bucket}/{key} has {actual}, but the build reported {digest}",
-                           exit_code=ExitCode.AWS)
+                raise fail("PC607", f"s3://{bucket}/{key} has {actual}, but the build reported {digest}")
 
 
 def _image_exists(aws: Aws, repository: str, digest: str, region: str, *, wait: float) -> None:
@@ -185,9 +184,9 @@ def _image_exists(aws: Aws, repository: str, digest: str, region: str, *, wait: 
             if code_of(exc) not in ("ImageNotFoundException", "RepositoryNotFoundException"):
                 raise
             if time.monotonic() >= deadline:
-                raise fail("PC603", f"image {repository}@{digest} is not in the registry of {region}",
+                raise fail("PC610", f"image {repository}@{digest} is not in the registry of {region}",
                            hint="images reach each region by ECR replication from the build registry; "
-                                "check the replication rule of the bootstrap stack", exit_code=ExitCode.AWS) from None
+                                "check the replication rule of the bootstrap stack") from None
         time.sleep(min(10.0, max(0.0, deadline - time.monotonic())))
 
 

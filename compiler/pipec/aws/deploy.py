@@ -12,7 +12,7 @@ from pipec.aws import ledger, targets
 from pipec.aws.bundle import Bundles, place_artifact
 from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter_values
-from pipec.diagnostics import ExitCode, fail
+from pipec.diagnostics import fail
 from pipec.plan.plan import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
 from pipec.render.output import Artifact
 
@@ -62,16 +62,16 @@ def _target_version(aws: Aws, bundles: Bundles, service: ServicePlan, target: Ta
         return request.version
     entries = ledger.history(aws, service, target)
     if not entries:
-        raise fail("PC603", f"{service.name} was never deployed to {target.env} {target.region}, so there is no "
-                   "previous version", exit_code=ExitCode.AWS)
+        raise fail("PC609", f"{service.name} was never deployed to {target.env} {target.region}, so there is no "
+                   "previous version")
     current = entries[0].version
     earlier = next((e.version for e in entries if e.version != current), None)
     if earlier is not None:
         return earlier
     older = [v for v in bundles.versions() if _older(v, current)]
     if not older:
-        raise fail("PC603", f"no release before {current} exists for {service.name} in {target.env} "
-                   f"{target.region}", hint="name a version with --to", exit_code=ExitCode.AWS)
+        raise fail("PC609", f"no release before {current} exists for {service.name} in {target.env} "
+                   f"{target.region}", hint="name a version with --to")
     return older[0]
 
 
@@ -101,9 +101,9 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
     try:
         changed = apply(aws, change, out)
     except KeyboardInterrupt:
-        raise fail("PC604", f"[{label}] interrupted: CloudFormation goes on with the change; nothing was recorded "
+        raise fail("PC615", f"[{label}] interrupted: CloudFormation goes on with the change; nothing was recorded "
                    "in the ledger", hint="follow it with `pipec status` (or the CloudFormation console) and deploy "
-                   "again once it settles", exit_code=ExitCode.INTERRUPTED) from None
+                   "again once it settles") from None
     if not changed:
         out(f"[{label}] no changes")
     entry = ledger.Entry(version=version, commit=release.commit, digest=release.digests[service.artifact.name],

@@ -11,7 +11,7 @@ import semver
 from pipec.aws import ledger, targets
 from pipec.aws.session import Aws
 from pipec.aws.stacks import describe
-from pipec.diagnostics import ExitCode, fail
+from pipec.diagnostics import fail
 from pipec.plan.plan import EnvironmentPlan, Plan, Target
 
 
@@ -52,7 +52,7 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
                                 entry.by if entry else "", stack["StackStatus"] if stack else "NOT DEPLOYED",
                                 entry.action if entry else ""))
     if env is not None and not rows:
-        raise fail("PC605", notes[-1] if notes else f"nothing to show for {env}", exit_code=ExitCode.AWS)
+        raise fail("PC605", notes[-1] if notes else f"nothing to show for {env}")
     return rows
 
 
@@ -73,7 +73,7 @@ def newest_version(rows: list[Row]) -> str:
     """The newest version running among the rows (what a sanity check should expect)."""
     versions = [r.version for r in rows if semver.Version.is_valid(r.version)]
     if not versions:
-        raise fail("PC603", "nothing is deployed here yet", exit_code=ExitCode.AWS)
+        raise fail("PC611", "nothing is deployed here yet")
     return str(max(semver.Version.parse(v) for v in versions))
 
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from pipec.diagnostics import ExitCode, PipecError, fail
+from pipec.diagnostics import PipecError, fail
 
 _CREDENTIALS = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
                 "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidToken"}
@@ -63,7 +63,7 @@ class Aws:
         if actual != account:
             raise fail("PC605", f"the credentials are for AWS account {actual}, but environment \"{env}\" is in "
                        f"account {account}", hint=f"use credentials of account {account} (e.g. assume the "
-                       f"environment's deploy role)", exit_code=ExitCode.AWS)
+                       f"environment's deploy role)")
 
 
 def code_of(exc: Exception) -> str:
@@ -88,15 +88,13 @@ def errors(what: str = "") -> Iterator[None]:
         raise
     except (exceptions.NoCredentialsError, exceptions.PartialCredentialsError):
         raise fail("PC601", "no AWS credentials were found", hint="sign in (e.g. `aws sso login`), export "
-                   "AWS_PROFILE, or run inside the GitHub workflow, which assumes the deploy role",
-                   exit_code=ExitCode.AWS) from None
+                   "AWS_PROFILE, or run inside the GitHub workflow, which assumes the deploy role") from None
     except exceptions.TokenRetrievalError:
-        raise fail("PC601", "the AWS session has expired", hint="sign in again (e.g. `aws sso login`)",
-                   exit_code=ExitCode.AWS) from None
+        raise fail("PC601", "the AWS session has expired", hint="sign in again (e.g. `aws sso login`)") from None
     except (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError,
             exceptions.ReadTimeoutError) as exc:
-        raise fail("PC602", f"{prefix}cannot reach AWS: {exc}", hint="check the network, the region, and "
-                   "AWS_ENDPOINT_URL if it is set", exit_code=ExitCode.AWS) from None
+        raise fail("PC616", f"{prefix}cannot reach AWS: {exc}", hint="check the network, the region, and "
+                   "AWS_ENDPOINT_URL if it is set") from None
     except exceptions.ClientError as exc:
         raise client_error(exc, prefix) from None
 
@@ -105,16 +103,14 @@ def client_error(exc: Exception, prefix: str = "") -> PipecError:
     code, message = code_of(exc), message_of(exc)
     if code in _CREDENTIALS:
         return fail("PC601", f"{prefix}the AWS credentials are expired or invalid ({code})",
-                    hint="sign in again, or re-run the workflow job to get fresh credentials",
-                    exit_code=ExitCode.AWS)
+                    hint="sign in again, or re-run the workflow job to get fresh credentials")
     if code in _THROTTLED:
-        return fail("PC602", f"{prefix}AWS is throttling the requests ({code}), even after retries",
-                    hint="wait a minute and run the command again", exit_code=ExitCode.AWS)
+        return fail("PC608", f"{prefix}AWS is throttling the requests ({code}), even after retries",
+                    hint="wait a minute and run the command again")
     if code in _DENIED:
         return fail("PC602", f"{prefix}access denied: {message}",
-                    hint="the role needs this permission; the bootstrap stack defines what the deploy role may do",
-                    exit_code=ExitCode.AWS)
-    return fail("PC602", f"{prefix}AWS refused the request: {code}: {message}", exit_code=ExitCode.AWS)
+                    hint="the role needs this permission; the bootstrap stack defines what the deploy role may do")
+    return fail("PC602", f"{prefix}AWS refused the request: {code}: {message}")
 
 
 def utc_now() -> str:

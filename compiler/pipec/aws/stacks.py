@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipec.aws.session import Aws, code_of, errors, message_of
-from pipec.diagnostics import Diagnostic, ExitCode, PipecError, fail
+from pipec.diagnostics import Diagnostic, PipecError, fail
 
 Out = Callable[[str], None]
 STABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
@@ -88,7 +88,7 @@ def apply(aws: Aws, change: Change, out: Out) -> bool:
             with errors():
                 client.delete_change_set(ChangeSetName=created["Id"])
             return False
-        raise fail("PC604", f"[{change.label}] CloudFormation refused the change: {reason}", exit_code=ExitCode.AWS)
+        raise fail("PC612", f"[{change.label}] CloudFormation refused the change: {reason}")
     _show_changes(change.label, described.get("Changes", []), out)
     before = _event_ids(client, change.stack)
     with errors(f"executing the change set of {change.stack}"):
@@ -104,13 +104,12 @@ def _refuse_busy(change: Change, status: str | None) -> None:
     if status is None:
         return
     if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
-        raise fail("PC604", f"[{change.label}] stack {change.stack} is busy ({status})",
-                   hint="wait for the running change to finish (`pipec status`), then try again",
-                   exit_code=ExitCode.AWS)
+        raise fail("PC613", f"[{change.label}] stack {change.stack} is busy ({status})",
+                   hint="wait for the running change to finish (`pipec status`), then try again")
     if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"):
-        raise fail("PC604", f"[{change.label}] stack {change.stack} is in {status} and cannot be updated",
+        raise fail("PC614", f"[{change.label}] stack {change.stack} is in {status} and cannot be updated",
                    hint=f"its first creation failed; delete it (aws cloudformation delete-stack --stack-name "
-                        f"{change.stack} --region {change.region}) and deploy again", exit_code=ExitCode.AWS)
+                        f"{change.stack} --region {change.region}) and deploy again")
 
 
 def _wait_for_change_set(client: Any, change_set: str) -> dict[str, Any]:
@@ -197,7 +196,7 @@ def _failure(client: Any, change: Change, final: str, before: set[str]) -> Pipec
         found.append(Diagnostic("PC604", f"[{change.label}] {event.get('LogicalResourceId')} "
                                 f"({event.get('ResourceType')}) {event['ResourceStatus']}: "
                                 f"{event.get('ResourceStatusReason', 'no reason given')}"))
-    return PipecError(found, ExitCode.AWS)
+    return PipecError(found)
 
 
 def parameter_values(text: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pipec import __version__
-from pipec.diagnostics import EXIT_CODES_HELP, ExitCode, PipecError, report
+from pipec.diagnostics import EXIT_CODES_HELP, ExitCode, PipecError, fail, report
 
 if TYPE_CHECKING:
     from pipec.release.versions import Versions
@@ -180,11 +180,19 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the starter s
 
 
 @app.command()
-def explain(code: Annotated[str, typer.Argument(help="A diagnostic code such as PC201.")]) -> None:
-    """Explain a diagnostic code."""
-    from pipec.codes import explain as explain_code
+def explain(code: Annotated[str | None, typer.Argument(help="A diagnostic code such as PC201; none lists them "
+                                                       "all.")] = None) -> None:
+    """Explain a diagnostic code: what it means, an example of the mistake and the fix."""
+    from pipec import codes
 
-    _execute(lambda: typer.echo(explain_code(code)))
+    def action() -> None:
+        if code is None:
+            typer.echo(codes.listing(), nl=False)
+            return
+        if code.upper() not in codes.CODES:
+            raise fail("PC407", f"unknown diagnostic code {code}", hint="`pipec explain` lists every code")
+        typer.echo(codes.explain(code.upper()), nl=False)
+    _execute(action)
 
 
 # ---------------------------------------------------------------- releases and AWS
@@ -202,12 +210,10 @@ def version_next(spec: SpecArg = Path("pipeline.yaml")) -> None:
 @version_app.command("current")
 def version_current(spec: SpecArg = Path("pipeline.yaml")) -> None:
     """Print the last release version; exit 1 when there is none yet."""
-    from pipec.diagnostics import fail
-
     def action() -> None:
         current = _versions(spec).current
         if current is None:
-            raise fail("PC606", "no release tag yet", hint="the first release will be the spec's initial_version")
+            raise fail("PC703", "no release tag yet", hint="the first release will be the spec's initial_version")
         typer.echo(current)
     _execute(action)
 

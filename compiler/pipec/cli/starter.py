@@ -15,8 +15,8 @@ def text() -> str:
 def write(path: Path, *, force: bool = False) -> None:
     """Write the starter spec; never overwrite an existing file unless forced."""
     if path.exists() and not force:
-        raise fail("PC001", f"{path} already exists", hint="pass --force to overwrite it", file=str(path))
+        raise fail("PC409", f"{path} already exists", hint="pass --force to overwrite it", file=str(path))
     try:
         path.write_text(text(), encoding="utf-8")
     except OSError as exc:
-        raise fail("PC001", f"{path} cannot be written: {exc.strerror or exc}", file=str(path)) from None
+        raise fail("PC410", f"{path} cannot be written: {exc.strerror or exc}", file=str(path)) from None

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from pipec import __version__
-from pipec.diagnostics import ExitCode, PipecError, fail
+from pipec.diagnostics import PipecError, fail
 from pipec.render.output import GENERATED, HEADER, Artifact
 
 MANIFEST = "manifest.json"
@@ -85,7 +85,7 @@ def _check_relative(path: str) -> None:
     pure = PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts or str(pure) != path or not path:
         raise fail("PC501", f"the output path {path!r} would escape its folder",
-                   hint="names in pipeline.yaml become file names; keep them plain", exit_code=ExitCode.INTERNAL)
+                   hint="names in pipeline.yaml become file names; keep them plain")
 
 
 # ---------------------------------------------------------------- reading what is on disk
@@ -197,7 +197,7 @@ def _refuse_escapes(want: Desired, layout: Layout) -> None:
     for path in want.external:
         real = (layout.repository / path).resolve()
         if root not in real.parents:
-            raise fail("PC501", f"{path} would be written to {real}, outside the repository",
+            raise fail("PC506", f"{path} would be written to {real}, outside the repository",
                        hint="a folder on the way is a symbolic link that leads out; replace it with a folder")
 
 
@@ -208,7 +208,7 @@ def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout, same
                   and (layout.repository / p).exists() and _read(layout.repository / p) != want.external[p]]
     if conflicts:
         shown = ", ".join(str(c) for c in conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
-        raise fail("PC502", f"pipec would overwrite file(s) it did not write: {shown}",
+        raise fail("PC507", f"pipec would overwrite file(s) it did not write: {shown}",
                    hint="move or delete them; pipec never replaces a file its manifest does not list")
 
 
@@ -353,9 +353,9 @@ def _os_error(exc: OSError, where: Path) -> PipecError:
         return fail("PC503", f"the disk is full while writing {where}; nothing was changed",
                     hint="free some space and run `pipec build` again")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return fail("PC502", f"{exc.filename or where} cannot be written: {exc.strerror}",
+        return fail("PC508", f"{exc.filename or where} cannot be written: {exc.strerror}",
                     hint="check the folder's permissions; nothing was changed")
-    return fail("PC502", f"{exc.filename or where}: {exc.strerror or exc}; nothing was changed")
+    return fail("PC508", f"{exc.filename or where}: {exc.strerror or exc}; nothing was changed")
 
 
 # ---------------------------------------------------------------- check

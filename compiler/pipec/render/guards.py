@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipec.diagnostics import Diagnostic, ExitCode, PipecError
+from pipec.diagnostics import Diagnostic, PipecError
 from pipec.plan.plan import OIDC_HOST, Plan
 from pipec.validate.facts import FARGATE_SIZES
 
@@ -35,7 +35,7 @@ def check(plan: Plan, parsed: Parsed) -> None:
     """Run every guard; raise an internal PipecError listing what they found."""
     found = [d for g in GUARDS for d in g(plan, parsed)]
     if found:
-        raise PipecError(found, ExitCode.INTERNAL)
+        raise PipecError(found)
 
 
 def _resources(template: Any, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ def render(plan: Plan) -> list[Artifact]:
     artifacts += _workflows(plan)
     artifacts += _docs(plan)
     artifacts = [Artifact(a.path, header(a.path) + a.text) for a in artifacts]
+    _unique_paths(artifacts)
     _fit_requests(plan, artifacts)
     read = guards.reads(plan)
     for artifact in artifacts:
@@ -42,6 +44,15 @@ def render(plan: Plan) -> list[Artifact]:
             check_syntax(artifact)
     guards.check(plan, {a.path: parse(a) for a in artifacts if a.path in read})
     return artifacts
+
+
+def _unique_paths(artifacts: list[Artifact]) -> None:
+    """Two files on one path would leave only one of them on disk: a bug, never a silent overwrite."""
+    counts = Counter(a.path for a in artifacts)
+    repeated = sorted(path for path, n in counts.items() if n > 1)
+    if repeated:
+        raise PipecError([Diagnostic("PC309", f"{len(repeated)} generated path(s) are made twice: "
+                                     f"{', '.join(repeated[:3])}", hint="a bug in pipec: please report it")])
 
 
 def _fit_requests(plan: Plan, artifacts: list[Artifact]) -> None:

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from pipec.codes import CODES
 from pipec.diagnostics import Diagnostic, Severity
 from pipec.load.load import Document
 from pipec.plan import names
@@ -42,9 +43,10 @@ class Rule(NamedTuple):
 RULES: list[Rule] = []
 
 
-def rule(code: str, title: str) -> Callable[[RuleFunction], RuleFunction]:
+def rule(code: str) -> Callable[[RuleFunction], RuleFunction]:
+    """Register a rule under its code; the code's title comes from the one registry, `pipec.codes`."""
     def register(function: RuleFunction) -> RuleFunction:
-        RULES.append(Rule(code, title, function))
+        RULES.append(Rule(code, CODES[code].title, function))
         return function
     return register
 
@@ -57,7 +59,7 @@ def check(spec: Spec, document: Document) -> list[Diagnostic]:
 # ---------------------------------------------------------------- references
 
 
-@rule("PC201", "every service's artifact exists and suits the service's kind")
+@rule("PC201")
 def artifact_references(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         path = ("services", name, "artifact")
@@ -71,7 +73,7 @@ def artifact_references(spec: Spec, doc: Document) -> Found:
                                  f"is a {artifact.type}", "ECS services need a container-image artifact")
 
 
-@rule("PC202", "environments named under scaling and config exist, and every environment has scaling")
+@rule("PC202")
 def environment_references(spec: Spec, doc: Document) -> Found:
     envs = list(spec.environments)
     for name, service in spec.services.items():
@@ -92,7 +94,7 @@ def environment_references(spec: Spec, doc: Document) -> Found:
                                      key=True)
 
 
-@rule("PC203", "regions are real AWS regions, listed once, and per-region settings name those regions")
+@rule("PC203")
 def regions(spec: Spec, doc: Document) -> Found:
     for env_name, env in spec.environments.items():
         base = ("environments", env_name)
@@ -118,7 +120,7 @@ def regions(spec: Spec, doc: Document) -> Found:
 # ---------------------------------------------------------------- policies
 
 
-@rule("PC204", "the last environment states its approval explicitly")
+@rule("PC204")
 def production_approval(spec: Spec, doc: Document) -> Found:
     name = list(spec.environments)[-1]
     if len(spec.environments) > 1 and spec.environments[name].approval is None:
@@ -128,7 +130,7 @@ def production_approval(spec: Spec, doc: Document) -> Found:
                              "`approval: none` if every release should reach it automatically", key=True)
 
 
-@rule("PC205", "staging and production should not share an AWS account (warning)")
+@rule("PC205")
 def shared_accounts(spec: Spec, doc: Document) -> Found:
     seen: dict[str, str] = {}
     for name, env in spec.environments.items():
@@ -141,7 +143,7 @@ def shared_accounts(spec: Spec, doc: Document) -> Found:
             seen[env.account] = name
 
 
-@rule("PC206", "secrets are references, and no plaintext value looks like a secret")
+@rule("PC206")
 def plaintext_secrets(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         for key, value in service.env.items():
@@ -189,7 +191,7 @@ def _looks_random(value: str) -> bool:
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
-@rule("PC207", "placeholders in references and URLs are ones pipec knows")
+@rule("PC207")
 def placeholders(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         for key, ref in service.secrets.items():
@@ -213,7 +215,7 @@ def _placeholders(doc: Document, path: tuple[str, ...], text: str, known: tuple[
 # ---------------------------------------------------------------- sizes and AWS facts
 
 
-@rule("PC208", "Fargate cpu and memory form a valid pair, and min does not exceed max")
+@rule("PC208")
 def fargate_sizes(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         if not isinstance(service, EcsService):
@@ -230,7 +232,7 @@ def fargate_sizes(spec: Spec, doc: Document) -> Found:
                 yield doc.diagnostic("PC208", (*path, "min"), f"min ({size.min}) is larger than max ({size.max})")
 
 
-@rule("PC209", "Lambda runtime, handler and memory are valid for the artifact")
+@rule("PC209")
 def lambda_settings(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         if not isinstance(service, LambdaService):
@@ -259,7 +261,7 @@ def lambda_settings(spec: Spec, doc: Document) -> Found:
                                      f"Lambda memory must be {low} to {high} MiB, found {size.memory}")
 
 
-@rule("PC210", "schedules are valid cron expressions (or rate() for Lambda)")
+@rule("PC210")
 def schedules(spec: Spec, doc: Document) -> Found:
     found: list[tuple[tuple[str, ...], str, bool]] = []
     for name, service in spec.services.items():
@@ -274,7 +276,7 @@ def schedules(spec: Spec, doc: Document) -> Found:
             yield doc.diagnostic("PC210", path, str(exc), exc.hint)
 
 
-@rule("PC211", "every explicit AWS name stays within its length limit")
+@rule("PC211")
 def name_lengths(spec: Spec, doc: Document) -> Found:
     for env_name, env in spec.environments.items():
         reported: set[str] = set()
@@ -294,7 +296,7 @@ def name_lengths(spec: Spec, doc: Document) -> Found:
 # ---------------------------------------------------------------- consistency
 
 
-@rule("PC212", "networking is either managed (cidr) or existing VPCs for every region")
+@rule("PC212")
 def networks(spec: Spec, doc: Document) -> Found:
     for name, env in spec.environments.items():
         path = ("environments", name, "network")
@@ -309,7 +311,7 @@ def networks(spec: Spec, doc: Document) -> Found:
                                          "manage the network", key=True)
 
 
-@rule("PC213", "HTTPS is all or nothing: certificates for every region of every environment, or none")
+@rule("PC213")
 def certificates(spec: Spec, doc: Document) -> Found:
     with_certs = [n for n, e in spec.environments.items() if e.certificates]
     if not with_certs or not any(isinstance(s, EcsService) and s.port for s in spec.services.values()):
@@ -323,7 +325,7 @@ def certificates(spec: Spec, doc: Document) -> Found:
                                  "of every environment has a certificate or none does", key=True)
 
 
-@rule("PC214", "web-only settings appear only on web services")
+@rule("PC214")
 def web_settings(spec: Spec, doc: Document) -> Found:
     web_only = {"unhealthy_targets", "error_rate_percent", "p99_latency_ms"}
     for name, service in spec.services.items():
@@ -338,7 +340,7 @@ def web_settings(spec: Spec, doc: Document) -> Found:
                                  f"no load balancer, so it has no {key} alarm", "remove it", key=True)
 
 
-@rule("PC215", "e2e and sanity checks need each environment's URL")
+@rule("PC215")
 def check_urls(spec: Spec, doc: Document) -> Found:
     if spec.checks.e2e is None and spec.checks.sanity is None:
         return
@@ -349,7 +351,7 @@ def check_urls(spec: Spec, doc: Document) -> Found:
                                  key=True)
 
 
-@rule("PC216", "every artifact is used by a service (warning)")
+@rule("PC216")
 def unused_artifacts(spec: Spec, doc: Document) -> Found:
     used = {s.artifact for s in spec.services.values()}
     if not used <= set(spec.artifacts):
@@ -364,7 +366,7 @@ def unused_artifacts(spec: Spec, doc: Document) -> Found:
 # ---------------------------------------------------------------- environment variables
 
 
-@rule("PC217", "variable names are free: not both plain and secret, not pipec's own, not reserved by Lambda")
+@rule("PC217")
 def variable_names(spec: Spec, doc: Document) -> Found:
     own = {names.VERSION_VARIABLE: "the release version", names.ENVIRONMENT_VARIABLE: "the environment's name"}
     for name, service in spec.services.items():
@@ -395,7 +397,7 @@ def variable_names(spec: Spec, doc: Document) -> Found:
                                      f"{references[key]}", "choose another name", key=True)
 
 
-@rule("PC218", "a Lambda function's variables fit in the 4 KB Lambda allows")
+@rule("PC218")
 def lambda_variable_size(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         if not isinstance(service, LambdaService):

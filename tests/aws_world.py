@@ -27,7 +27,8 @@ from typing import Any
 import boto3
 
 from pipec.plan.plan import Plan
-from pipec.render.output import Artifact, parse
+from pipec.render.output import Output
+from pipec.render.parse import parse
 
 STAGING_ACCOUNT, PRODUCTION_ACCOUNT = "111111111111", "222222222222"
 
@@ -155,7 +156,7 @@ def strip_unsupported(world: World, plan: Plan, version: str) -> list[str]:
     for service in plan.services:
         key = f"releases/{version}/{service.template}"
         text = s3.get_object(Bucket=plan.release_bucket, Key=key)["Body"].read().decode()
-        template = parse(Artifact(key, text))
+        template = parse(Output(key, text))
         stripped, gone = _strip(template)
         removed += [f"{service.name}: {name} ({template['Resources'][name]['Type']})" for name in sorted(gone)]
         s3.put_object(Bucket=plan.release_bucket, Key=key, Body=json.dumps(stripped, indent=1).encode())

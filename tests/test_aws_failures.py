@@ -75,7 +75,7 @@ def _stubs(aws: Aws) -> dict[str, Stubber]:
 
 def _prepare_reads(stubs: dict[str, Stubber], status: str, *, deployed: bool = True) -> None:
     """What `pipec deploy --env staging --service api --version 1.1.0` reads before it changes anything."""
-    texts = {a.path: a.text for a in compile_spec(EXAMPLE).artifacts}
+    texts = {a.path: a.text for a in compile_spec(EXAMPLE).outputs}
     release = {"version": "1.1.0", "commit": "c" * 40, "artifacts": {"api-image": {"digest": DIGEST}}}
     s3 = stubs["s3"]
     s3.add_response("get_object", _body(json.dumps(release)))

@@ -15,7 +15,8 @@ from pipec.build import compile_spec
 from pipec.diagnostics import ExitCode, PipecError
 from pipec.render import guards
 from pipec.render.lint import lint
-from pipec.render.output import Artifact, parse
+from pipec.render.output import Output
+from pipec.render.parse import parse
 from tests import validators
 from tests.conftest import SPEC_NAMES, spec_source, templates_of
 
@@ -32,14 +33,14 @@ def test_cfn_lint_and_checkov_report_nothing(built: dict[str, Path], tmp_path: P
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_cfn_lint_with_every_parameter_file(name: str, built: dict[str, Path]) -> None:
     compiled = compile_spec(built[name] / "pipeline.yaml")
-    assert lint(compiled.plan, compiled.artifacts) == []
+    assert lint(compiled.plan, compiled.outputs) == []
 
 
 def test_cfn_lint_with_parameters_does_find_problems(built: dict[str, Path]) -> None:
     """The lint above can fail: a parameter file with a bad value is reported at its line."""
     compiled = compile_spec(built["ecs-only"] / "pipeline.yaml")
-    broken = [Artifact(a.path, a.text.replace('"ParameterValue": "2048"', '"ParameterValue": "3000"'))
-              if a.path.endswith("production/us-west-2/web.json") else a for a in compiled.artifacts]
+    broken = [Output(a.path, a.text.replace('"ParameterValue": "2048"', '"ParameterValue": "3000"'))
+              if a.path.endswith("production/us-west-2/web.json") else a for a in compiled.outputs]
     plan = _with_value(compiled.plan, "web", -1, "Cpu", "3000")
     found = lint(plan, broken)
     assert [d.code for d in found] == ["cfn-lint E2900"]
@@ -67,7 +68,7 @@ def test_every_inline_skip_carries_a_reason(built: dict[str, Path]) -> None:
     skips = []
     for folder in built.values():
         for template in templates_of(folder):
-            skips += _skips(parse(Artifact(template.as_posix(), template.read_text())))
+            skips += _skips(parse(Output(template.as_posix(), template.read_text())))
     assert skips
     assert all(len(comment) > 20 for _, _, comment in skips), skips
     assert {check for _, check, _ in skips} <= {"CKV_AWS_18", "CKV_AWS_258", "CKV_AWS_260", "CKV_AWS_2",
@@ -83,7 +84,7 @@ def test_parity_one_template_per_service_and_parameter_files_differ_only_in_valu
     for service in compiled.plan.services:
         template = generated / "cloudformation" / "services" / f"{service.name}.yaml"
         text = template.read_text()
-        data = parse(Artifact(template.as_posix(), text))
+        data = parse(Output(template.as_posix(), text))
         assert "Conditions" not in data
         for env in environments:
             assert not re.search(rf"\b{re.escape(env)}\b", text.split("Resources:", 1)[1]), (service.name, env)
@@ -115,7 +116,7 @@ def test_environments_differ_in_scaling_and_config_only(built: dict[str, Path]) 
 def test_hostile_values_stay_literal(built: dict[str, Path]) -> None:
     spec = yaml.safe_load(spec_source("hostile").read_text())
     template = built["hostile"] / "generated" / "cloudformation" / "services" / "web.yaml"
-    data = parse(Artifact(template.as_posix(), template.read_text()))
+    data = parse(Output(template.as_posix(), template.read_text()))
     container = data["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
     values = {}
     for item in container["Environment"]:
@@ -138,7 +139,7 @@ def test_hostile_values_stay_literal(built: dict[str, Path]) -> None:
 
 def _parsed(name: str = "example") -> tuple[Any, dict[str, Any]]:
     compiled = compile_spec(spec_source(name))
-    return compiled.plan, {a.path: parse(a) for a in compiled.artifacts}
+    return compiled.plan, {a.path: parse(a) for a in compiled.outputs}
 
 
 def _guard_codes(plan: Any, parsed: dict[str, Any]) -> list[str]:
@@ -200,7 +201,7 @@ def test_the_fargate_guard_reads_the_parameter_values() -> None:
 
 def test_deploy_roles_trust_only_their_environment(built: dict[str, Path]) -> None:
     template = built["example"] / "generated" / "cloudformation" / "bootstrap.yaml"
-    data = parse(Artifact(template.as_posix(), template.read_text()))
+    data = parse(Output(template.as_posix(), template.read_text()))
     trust = data["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
     assert trust["Condition"] == {"StringEquals": {
         "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
@@ -216,7 +217,7 @@ def test_deploy_roles_trust_only_their_environment(built: dict[str, Path]) -> No
 def test_a_rendered_file_that_does_not_parse_back_is_an_internal_error(path: str, text: str, why: str) -> None:
     """A template bug must stop the build (exit 70) before a validator, CloudFormation or GitHub meets it."""
     with pytest.raises(PipecError) as caught:
-        parse(Artifact(path, text))
+        parse(Output(path, text))
     assert caught.value.exit_code == ExitCode.INTERNAL
     [found] = caught.value.diagnostics
     assert found.code == "PC307" and found.message.startswith(f"{path} does not parse back: ")

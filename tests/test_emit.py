@@ -16,7 +16,7 @@ import pytest
 
 from pipec.diagnostics import PipecError
 from pipec.emit import emit
-from pipec.render.output import Artifact
+from pipec.render.output import Output
 from tests.conftest import EXAMPLE, cli, pipec_process, snapshot
 
 
@@ -188,7 +188,7 @@ def test_a_path_that_escapes_is_refused(tmp_path: Path) -> None:
     layout = emit.Layout(tmp_path, tmp_path / "generated")
     for bad in ("generated/../../etc/passwd", "/etc/passwd", "generated/./x"):
         with pytest.raises(PipecError) as caught:
-            emit.desired([Artifact(bad, "x")], layout, "sha")
+            emit.desired([Output(bad, "x")], layout, "sha")
         assert caught.value.diagnostics[0].code == "PC501"
 
 

@@ -142,7 +142,7 @@ def test_every_valid_spec_builds_deterministically_with_parity(spec: dict[str, A
     path = _write(tmp_path / "spec", spec)
     first = compile_spec(path)
     second = compile_spec(path)
-    assert [(a.path, a.text) for a in first.artifacts] == [(a.path, a.text) for a in second.artifacts]
+    assert [(a.path, a.text) for a in first.outputs] == [(a.path, a.text) for a in second.outputs]
     for service in first.plan.services:
         keys = {tuple(k for k, _ in stack.values) for stack in service.stacks}
         assert len(keys) == 1

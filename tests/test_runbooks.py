@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from pipec.build import compile_spec
-from pipec.render.output import Artifact, parse
+from pipec.render.output import Output
+from pipec.render.parse import parse
 from pipec.render.render import mermaid
 from tests.aws_world import PRODUCTION_ACCOUNT, World, deploy_everywhere, moto_server, with_existing_networks
 from tests.conftest import SPEC_NAMES, cli, workflows_of
@@ -51,7 +52,7 @@ def test_every_pipec_command_of_every_runbook_parses(name: str, built: dict[str,
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_gh_commands_name_real_workflows_and_inputs(name: str, built: dict[str, Path]) -> None:
-    workflows = {p.name: parse(Artifact(p.as_posix(), p.read_text())) for p in workflows_of(built[name])}
+    workflows = {p.name: parse(Output(p.as_posix(), p.read_text())) for p in workflows_of(built[name])}
     for env, text in _runbooks(built[name]).items():
         for command in commands(text, "gh"):
             assert command[:3] == ["gh", "workflow", "run"]

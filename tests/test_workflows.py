@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipec.render.output import Artifact, parse
+from pipec.render.output import Output
+from pipec.render.parse import parse
 from tests import validators
 from tests.conftest import REPO, workflows_of
 
@@ -21,7 +22,7 @@ SAFE = re.compile(r"^ ?('\$\{\{'|steps\.next\.outputs\.version|steps\.publish\.o
 
 
 def _load(path: Path) -> dict[str, Any]:
-    data = parse(Artifact(path.as_posix(), path.read_text()))
+    data = parse(Output(path.as_posix(), path.read_text()))
     assert isinstance(data, dict)
     return data
 

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pipec.diagnostics import Diagnostic, fail
 from pipec.load.load import Document, load, load_bytes
-from pipec.render.output import GENERATED
+from pipec.plan.plan import GENERATED
 from pipec.validate.validate import Validated, validate
 
 if TYPE_CHECKING:
     from pipec.emit import emit
     from pipec.emit.diff import Report
     from pipec.plan.plan import Plan
-    from pipec.render.output import Artifact
+    from pipec.render.output import Output
 
 
 class Compiled(NamedTuple):
@@ -26,7 +26,7 @@ class Compiled(NamedTuple):
 
     validated: Validated
     plan: Plan
-    artifacts: list[Artifact]
+    outputs: list[Output]
     layout: emit.Layout
 
     @property
@@ -62,9 +62,9 @@ def _compile(document: Document, spec_path: Path, output: Path | None) -> Compil
 
     validated = validate(document)
     plan = make_plan(validated, emit.sha256(document.text.encode("utf-8")))
-    artifacts = render(plan)
+    outputs = render(plan)
     layout = emit.Layout(spec_path.parent, output if output is not None else spec_path.parent / GENERATED)
-    return Compiled(validated, plan, artifacts, layout)
+    return Compiled(validated, plan, outputs, layout)
 
 
 def build(spec_path: Path, output: Path | None = None) -> BuildResult:
@@ -72,7 +72,7 @@ def build(spec_path: Path, output: Path | None = None) -> BuildResult:
     from pipec.emit import emit
 
     compiled = compile_spec(spec_path, output)
-    written = emit.write(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
+    written = emit.write(compiled.outputs, compiled.layout, compiled.plan.spec_sha)
     return BuildResult(compiled.warnings, written, compiled.layout.output)
 
 
@@ -81,7 +81,7 @@ def check(spec_path: Path, output: Path | None = None) -> emit.CheckOutcome:
     from pipec.emit import emit
 
     compiled = compile_spec(spec_path, output)
-    return emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
+    return emit.check(compiled.outputs, compiled.layout, compiled.plan.spec_sha)
 
 
 def diff(spec_path: Path, against: str | None = None, output: Path | None = None) -> Report:
@@ -95,8 +95,8 @@ def diff(spec_path: Path, against: str | None = None, output: Path | None = None
         old_tree = emit.read_tree(new.layout)
     else:
         document = load_bytes(gitrepo.show(against, spec_path), f"{against}:{spec_path.name}")
-        old_tree = {a.path: a.text for a in _compile(document, spec_path, output).artifacts}
-    return compare(old_tree, {a.path: a.text for a in new.artifacts})
+        old_tree = {a.path: a.text for a in _compile(document, spec_path, output).outputs}
+    return compare(old_tree, {a.path: a.text for a in new.outputs})
 
 
 def compile_checked(spec_path: Path) -> Compiled:
@@ -104,7 +104,7 @@ def compile_checked(spec_path: Path) -> Compiled:
     from pipec.emit import emit
 
     compiled = compile_spec(spec_path)
-    outcome = emit.check(compiled.artifacts, compiled.layout, compiled.plan.spec_sha)
+    outcome = emit.check(compiled.outputs, compiled.layout, compiled.plan.spec_sha)
     if not outcome.ok:
         raise fail("PC505", f"{len(outcome.findings)} generated file(s) do not match {spec_path.name}",
                    hint="run `pipec build` and commit generated/ first; `pipec check` lists the files")

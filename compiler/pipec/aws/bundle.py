@@ -20,7 +20,7 @@ from pipec.aws.session import Aws, code_of, errors, utc_now
 from pipec.diagnostics import fail
 from pipec.plan import names
 from pipec.plan.plan import Plan, Release, ServicePlan, Target
-from pipec.render.output import Artifact
+from pipec.render.output import Output
 
 RECORD = "release.json"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -90,7 +90,7 @@ def _object(aws: Aws, plan: Plan, version: str, path: str) -> bytes | None:
         return None
 
 
-def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commit: str,
+def publish(aws: Aws, plan: Plan, outputs: list[Output], version: str, commit: str,
             digests: dict[str, str], out: Callable[[str], None]) -> None:
     """Upload the generated tree and the release record; a published release never changes."""
     targets.version(version)
@@ -112,7 +112,7 @@ def publish(aws: Aws, plan: Plan, artifacts: list[Artifact], version: str, commi
     _verify_artifacts(aws, plan, version, digests)
     bucket, prefix = _location(plan, version)
     s3 = aws.client("s3", build.home_region)
-    tree = [a for a in artifacts if a.in_tree]
+    tree = [o for o in outputs if o.in_tree]
     with errors(f"uploading release {version}"):
         for artifact in tree:
             s3.put_object(Bucket=bucket, Key=prefix + artifact.path, Body=artifact.text.encode("utf-8"))

@@ -14,7 +14,7 @@ from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter_values
 from pipec.diagnostics import fail
 from pipec.plan.plan import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
-from pipec.render.output import Artifact
+from pipec.render.output import Output
 
 PREVIOUS = "previous"
 
@@ -128,11 +128,11 @@ def _role(aws: Aws, plan: Plan, target: Target) -> str:
     return f"arn:{partition}:iam::{target.account}:role/{plan.environment(target.env).cfn_role}"
 
 
-def bootstrap(aws: Aws, plan: Plan, artifacts: list[Artifact], env_name: str, region: str | None, out: Out) -> None:
+def bootstrap(aws: Aws, plan: Plan, outputs: list[Output], env_name: str, region: str | None, out: Out) -> None:
     """Create or update the bootstrap and network stacks of an environment from the compiled templates."""
     env, regions, _ = _select(plan, Request(env_name, "", region=region, action="bootstrap"))
     aws.require_account(env.account, env.name)
-    texts = {a.path: a.text for a in artifacts}
+    texts = {a.path: a.text for a in outputs}
     # The home region first: it holds the roles the other regions' stacks are used with.
     ordered = sorted(regions, key=lambda r: r != env.home_region)
     for stacks in ([s for s in env.bootstrap if s.target.region in ordered],

@@ -127,7 +127,7 @@ def lint_command(spec: SpecArg = Path("pipeline.yaml"), fmt: FormatOption = Form
 
     def action() -> int:
         compiled = build.compile_spec(spec)
-        found = lint(compiled.plan, compiled.artifacts)
+        found = lint(compiled.plan, compiled.outputs)
         report(found, sys.stdout if fmt == "json" else sys.stderr, fmt)
         if not found and fmt == "text":
             typer.echo("pipec lint: cfn-lint found nothing")
@@ -251,7 +251,7 @@ def bundle(version: Annotated[str, typer.Option("--version", help="The release v
     def action() -> None:
         digests = bundles.parse_digests(artifact)
         compiled = build.compile_checked(spec)
-        bundles.publish(Aws(), compiled.plan, compiled.artifacts, version, commit, digests, typer.echo)
+        bundles.publish(Aws(), compiled.plan, compiled.outputs, version, commit, digests, typer.echo)
     _execute(action)
 
 
@@ -264,7 +264,7 @@ def bootstrap(env: EnvOption, region: RegionOption = None, spec: SpecArg = Path(
 
     def action() -> None:
         compiled = build.compile_checked(spec)
-        deploys.bootstrap(Aws(), compiled.plan, compiled.artifacts, env, region, typer.echo)
+        deploys.bootstrap(Aws(), compiled.plan, compiled.outputs, env, region, typer.echo)
     _execute(action)
 
 

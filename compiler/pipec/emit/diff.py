@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from pipec.render.output import Artifact, parse
+from pipec.render.output import Output
+from pipec.render.parse import parse
 
 Tree = dict[str, str]
 _PARAMETERS = "cloudformation/parameters/"
@@ -71,7 +72,7 @@ def _parse(path: str, text: str) -> Any:
     if not path.endswith((".yaml", ".yml", ".json")):
         return None
     try:
-        return parse(Artifact(path, text))
+        return parse(Output(path, text))
     except Exception:  # a hand-broken file on disk still shows up as changed
         return None
 

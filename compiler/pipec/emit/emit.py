@@ -1,4 +1,4 @@
-"""Stage 5, emit: Artifacts -> files on disk, atomically, with a manifest of what pipec owns; and `check`.
+"""Stage 5, emit: Outputs -> files on disk, atomically, with a manifest of what pipec owns; and `check`.
 
 The generated/ tree is built beside the old one and swapped in with one rename, so a failed or killed build
 leaves the old tree and a successful one the new tree. Files pipec does not own are carried over untouched.
@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 from pipec import __version__
 from pipec.diagnostics import PipecError, fail
-from pipec.render.output import GENERATED, HEADER, Artifact
+from pipec.plan.plan import GENERATED
+from pipec.render.output import HEADER, Output
 
 MANIFEST = "manifest.json"
 _TMP = ".pipec-tmp-"
@@ -37,7 +38,7 @@ class Layout(NamedTuple):
     output: Path
 
     def tree_path(self, artifact_path: str) -> str:
-        """Path of an in-tree artifact relative to the output folder."""
+        """Path of an in-tree output relative to the output folder."""
         return artifact_path[len(GENERATED) + 1:]
 
 
@@ -59,17 +60,17 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def desired(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Desired:
+def desired(outputs: list[Output], layout: Layout, spec_sha: str) -> Desired:
     """The bytes of every owned file, plus the manifest that lists them."""
     tree: dict[str, bytes] = {}
     external: dict[str, bytes] = {}
-    for artifact in sorted(artifacts, key=lambda a: a.path):
-        _check_relative(artifact.path)
-        data = artifact.text.encode("utf-8")
-        if artifact.in_tree:
-            tree[layout.tree_path(artifact.path)] = data
+    for output in sorted(outputs, key=lambda o: o.path):
+        _check_relative(output.path)
+        data = output.text.encode("utf-8")
+        if output.in_tree:
+            tree[layout.tree_path(output.path)] = data
         else:
-            external[artifact.path] = data
+            external[output.path] = data
     manifest = {
         "comment": HEADER,
         "generator": f"pipec {__version__}",
@@ -121,9 +122,9 @@ def _read(path: Path) -> bytes | None:
 # ---------------------------------------------------------------- writing
 
 
-def write(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> Written:
-    """Make the output match the artifacts exactly; unchanged output writes nothing."""
-    want = desired(artifacts, layout, spec_sha)
+def write(outputs: list[Output], layout: Layout, spec_sha: str) -> Written:
+    """Make the output match the outputs exactly; unchanged output writes nothing."""
+    want = desired(outputs, layout, spec_sha)
     _refuse_symlinks(layout)
     _refuse_shared_output(layout)
     _refuse_escapes(want, layout)
@@ -398,9 +399,9 @@ _EXPLAIN = {
 _DIFF_LINES = 40
 
 
-def check(artifacts: list[Artifact], layout: Layout, spec_sha: str) -> CheckOutcome:
+def check(outputs: list[Output], layout: Layout, spec_sha: str) -> CheckOutcome:
     """Compare what a build would write with what is on disk, without writing anything."""
-    want = desired(artifacts, layout, spec_sha)
+    want = desired(outputs, layout, spec_sha)
     owned = read_owned(layout)
     findings: list[Finding] = []
     roots = {"tree": layout.output, "external": layout.repository}
@@ -446,7 +447,7 @@ def _diff(path: str, old: bytes, new: bytes) -> str:
 
 
 def read_tree(layout: Layout) -> dict[str, str]:
-    """The text of every file the manifest on disk owns, keyed like artifacts (for `pipec diff`)."""
+    """The text of every file the manifest on disk owns, keyed like outputs (for `pipec diff`)."""
     owned = read_owned(layout)
     found = {f"{GENERATED}/{path}": _read(layout.output / path) for path in owned.tree}
     found |= {path: _read(layout.repository / path) for path in owned.external}

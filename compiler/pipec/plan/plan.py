@@ -13,12 +13,12 @@ from typing import NamedTuple
 
 from pipec import __version__
 from pipec.plan import names
-from pipec.render.output import GENERATED
 from pipec.validate.facts import ELB_LOG_ACCOUNTS
 from pipec.validate.schedule import eventbridge
 from pipec.validate.spec import ContainerImage, EcsAlarms, EcsService, LambdaAlarms, LambdaService, LambdaZip, Spec
 from pipec.validate.validate import Validated
 
+GENERATED = "generated"  # the generated tree, relative to the spec's folder
 CLOUDFORMATION = f"{GENERATED}/cloudformation"
 # Every action the workflows use, pinned to a full commit SHA, with the release it is.
 ACTIONS = {

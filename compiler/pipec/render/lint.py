@@ -10,18 +10,18 @@ from typing import Any
 
 from pipec.diagnostics import Diagnostic, Severity
 from pipec.plan.plan import Plan, Release, Stack
-from pipec.render.output import Artifact
+from pipec.render.output import Output
 
 SAMPLE = Release("1.0.0", "0" * 40, {})
 
 
-def lint(plan: Plan, artifacts: list[Artifact]) -> list[Diagnostic]:
+def lint(plan: Plan, outputs: list[Output]) -> list[Diagnostic]:
     """Every cfn-lint finding (errors and warnings) on every template, with and without its parameters."""
     from cfnlint.api import ManualArgs
     from cfnlint.api import lint as cfn_lint
     from cfnlint.config import ParameterSet
 
-    texts = {a.path: a.text for a in artifacts}
+    texts = {a.path: a.text for a in outputs}
     found: list[Diagnostic] = []
     for template, stacks in _stacks_by_template(plan).items():
         regions = sorted({s.target.region for s in stacks})

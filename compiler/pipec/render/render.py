@@ -1,4 +1,4 @@
-"""Stage 4, render: Plan -> Artifacts (path, text), through the Jinja2 templates shipped in pipec.templates.
+"""Stage 4, render: Plan -> Outputs (path, text), through the Jinja2 templates shipped in pipec.templates.
 
 Every value from the spec passes through one YAML-safe filter (`y`, JSON-quoted); GitHub expressions are
 written with `gh(...)` so Jinja's {{ }} and GitHub's ${{ }} never mix. Each YAML and JSON file is parsed back
@@ -18,76 +18,77 @@ from typing import TYPE_CHECKING, Any
 from pipec import __version__
 from pipec.diagnostics import Diagnostic, PipecError
 from pipec.plan import names
-from pipec.plan.plan import ACTIONS, CLOUDFORMATION, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
-from pipec.render.output import GENERATED, Artifact, check_syntax, header, parse
+from pipec.plan.plan import ACTIONS, CLOUDFORMATION, GENERATED, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
+from pipec.render.output import Output, header
+from pipec.render.parse import check_syntax, parse
 from pipec.validate.facts import TEMPLATE_BODY_BYTES
 
 if TYPE_CHECKING:
     import jinja2
 
 
-def render(plan: Plan) -> list[Artifact]:
+def render(plan: Plan) -> list[Output]:
     """Every generated file of a plan, parsed back and checked by pipec's own guards."""
     from pipec.render import guards
     from pipec.validate.schema import packaged_schema
 
-    artifacts = [Artifact(f"{GENERATED}/pipeline.schema.json", packaged_schema())]
-    artifacts += _cloudformation(plan)
-    artifacts += _workflows(plan)
-    artifacts += _docs(plan)
-    artifacts = [Artifact(a.path, header(a.path) + a.text) for a in artifacts]
-    _unique_paths(artifacts)
-    _fit_requests(plan, artifacts)
+    outputs = [Output(f"{GENERATED}/pipeline.schema.json", packaged_schema())]
+    outputs += _cloudformation(plan)
+    outputs += _workflows(plan)
+    outputs += _docs(plan)
+    outputs = [Output(a.path, header(a.path) + a.text) for a in outputs]
+    _unique_paths(outputs)
+    _fit_requests(plan, outputs)
     read = guards.reads(plan)
-    for artifact in artifacts:
-        if artifact.path not in read:
-            check_syntax(artifact)
-    guards.check(plan, {a.path: parse(a) for a in artifacts if a.path in read})
-    return artifacts
+    for output in outputs:
+        if output.path not in read:
+            check_syntax(output)
+    guards.check(plan, {a.path: parse(a) for a in outputs if a.path in read})
+    return outputs
 
 
-def _unique_paths(artifacts: list[Artifact]) -> None:
+def _unique_paths(outputs: list[Output]) -> None:
     """Two files on one path would leave only one of them on disk: a bug, never a silent overwrite."""
-    counts = Counter(a.path for a in artifacts)
+    counts = Counter(a.path for a in outputs)
     repeated = sorted(path for path, n in counts.items() if n > 1)
     if repeated:
         raise PipecError([Diagnostic("PC309", f"{len(repeated)} generated path(s) are made twice: "
                                      f"{', '.join(repeated[:3])}", hint="a bug in pipec: please report it")])
 
 
-def _fit_requests(plan: Plan, artifacts: list[Artifact]) -> None:
+def _fit_requests(plan: Plan, outputs: list[Output]) -> None:
     """pipec hands every template to CloudFormation inside the request, which takes at most 51,200 bytes: a
     larger one would fail at deploy time, so the build refuses it now (exit 1: the spec asks for too much)."""
     services = {s.template: s.name for s in plan.services}
     found = []
-    for artifact in artifacts:
-        size = len(artifact.text.encode("utf-8"))
-        if artifact.path.startswith(CLOUDFORMATION + "/") and artifact.path.endswith(".yaml") and (
+    for output in outputs:
+        size = len(output.text.encode("utf-8"))
+        if output.path.startswith(CLOUDFORMATION + "/") and output.path.endswith(".yaml") and (
                 size > TEMPLATE_BODY_BYTES):
-            if artifact.path in services:
-                hint = (f'the plain `env` and `config` values of service "{services[artifact.path]}" are written '
+            if output.path in services:
+                hint = (f'the plain `env` and `config` values of service "{services[output.path]}" are written '
                         "into it: keep large ones in SSM or Secrets Manager and name them under `secrets:`")
             else:
                 hint = ("every container-image artifact adds an ECR repository to it: share images between "
                         "services, or split the repository")
             found.append(Diagnostic("PC308", f"this template would take {size:,} bytes; CloudFormation accepts at "
-                                    f"most {TEMPLATE_BODY_BYTES:,} in a request", artifact.path, hint=hint))
+                                    f"most {TEMPLATE_BODY_BYTES:,} in a request", output.path, hint=hint))
     if found:
         raise PipecError(found)
 
 
-def _cloudformation(plan: Plan) -> list[Artifact]:
+def _cloudformation(plan: Plan) -> list[Output]:
     files = [
-        Artifact(f"{CLOUDFORMATION}/bootstrap.yaml", template("cloudformation/bootstrap.yaml.j2", plan=plan)),
-        Artifact(f"{CLOUDFORMATION}/network.yaml", template("cloudformation/network.yaml.j2", plan=plan)),
+        Output(f"{CLOUDFORMATION}/bootstrap.yaml", template("cloudformation/bootstrap.yaml.j2", plan=plan)),
+        Output(f"{CLOUDFORMATION}/network.yaml", template("cloudformation/network.yaml.j2", plan=plan)),
     ]
     for service in plan.services:
         name = "lambda" if service.kind == "lambda" else "ecs"
-        files.append(Artifact(service.template, template(f"cloudformation/{name}.yaml.j2", plan=plan,
+        files.append(Output(service.template, template(f"cloudformation/{name}.yaml.j2", plan=plan,
                                                          service=service)))
     stacks = [s for env in plan.environments for s in (*env.bootstrap, *env.network)]
     stacks += [s for service in plan.services for s in service.stacks]
-    files += [Artifact(s.parameter_file, parameter_file(s)) for s in stacks]
+    files += [Output(s.parameter_file, parameter_file(s)) for s in stacks]
     return files
 
 
@@ -97,17 +98,17 @@ def parameter_file(stack: Stack) -> str:
     return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
 
 
-def _workflows(plan: Plan) -> list[Artifact]:
+def _workflows(plan: Plan) -> list[Output]:
     folder = plan.workflows_dir
     names = ["release", "rollback", "sanity", "pull-request"]
     if plan.sanity is None:
         names.remove("sanity")
-    return [Artifact(f"{folder}/{name}.yml", template(f"github/{name}.yml.j2", plan=plan)) for name in names]
+    return [Output(f"{folder}/{name}.yml", template(f"github/{name}.yml.j2", plan=plan)) for name in names]
 
 
-def _docs(plan: Plan) -> list[Artifact]:
-    files = [Artifact(f"{GENERATED}/README.md", template("docs/README.md.j2", plan=plan, diagram=mermaid(plan)))]
-    files += [Artifact(f"{GENERATED}/runbooks/{env.name}.md", template("docs/runbook.md.j2", plan=plan, env=env))
+def _docs(plan: Plan) -> list[Output]:
+    files = [Output(f"{GENERATED}/README.md", template("docs/README.md.j2", plan=plan, diagram=mermaid(plan)))]
+    files += [Output(f"{GENERATED}/runbooks/{env.name}.md", template("docs/runbook.md.j2", plan=plan, env=env))
               for env in plan.environments]
     return files
 

@@ -67,7 +67,7 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, regex_engine="python-re", defer_build=True)
 
 
-class Release(Model):
+class ReleasePolicy(Model):
     """How a release is cut: one per push to the release branch, named by a semver tag."""
 
     branch: Annotated[str, Field(pattern=BRANCH, description="Every push to this branch is a release.")] = "main"
@@ -248,7 +248,7 @@ class Spec(Model):
     pipec: Annotated[Literal[1], Field(description="Spec format version.")]
     project: Annotated[str, Field(pattern=NAME, max_length=20, description="Prefixes every stack and name.")]
     repository: Annotated[str, Field(pattern=REPOSITORY, description="GitHub owner/name; scopes OIDC trust.")]
-    release: Release = Release()
+    release: ReleasePolicy = ReleasePolicy()
     github: GitHub = GitHub()
     artifacts: Annotated[dict[Name, Artifact], Field(min_length=1, description="Built once per release.")]
     environments: Annotated[dict[Name, Environment], Field(min_length=1, description="In promotion order.")]

@@ -9,7 +9,8 @@ import pytest
 from pipec.diagnostics import PipecError, Severity
 from pipec.load.load import load, load_bytes
 from pipec.validate.rules import RULES
-from pipec.validate.validate import did_you_mean, validate
+from pipec.validate.suggest import did_you_mean
+from pipec.validate.validate import validate
 from tests.conftest import EXAMPLE, REPO
 
 BASE = (REPO / "tests" / "errors" / "shared-account.yaml").read_text().replace(

@@ -123,5 +123,9 @@ def validated_plan(spec_path: Path) -> Plan:
 
 
 def validate_only(spec_path: Path) -> tuple[Diagnostic, ...]:
-    """Load and validate; return the warnings (errors raise PipecError)."""
-    return validate(load(spec_path)).warnings
+    """Load, validate and plan (which checks the names it makes); return the warnings (errors raise PipecError)."""
+    from pipec.plan.plan import make_plan
+
+    checked = validate(load(spec_path))
+    make_plan(checked)
+    return checked.warnings

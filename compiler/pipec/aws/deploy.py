@@ -97,7 +97,7 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
     parameters |= service.release_values(target, release)
     place_artifact(aws, plan, service, target, release, image_wait=float(os.environ.get("PIPEC_IMAGE_WAIT", "600")))
     change = Change(stack.name, target.region, template, parameters, _tags(plan, service, target, release, action),
-                    _role(aws, plan, target), ("CAPABILITY_IAM",), label)
+                    _role(plan, target), ("CAPABILITY_IAM",), label)
     try:
         changed = apply(aws, change, out)
     except KeyboardInterrupt:
@@ -123,9 +123,9 @@ def _parameter(stack: dict[str, Any], key: str) -> str | None:
     return next((p["ParameterValue"] for p in values if p.get("ParameterKey") == key), None)
 
 
-def _role(aws: Aws, plan: Plan, target: Target) -> str:
-    partition = aws.identity()["arn"].split(":")[1] or "aws"
-    return f"arn:{partition}:iam::{target.account}:role/{plan.environment(target.env).cfn_role}"
+def _role(plan: Plan, target: Target) -> str:
+    env = plan.environment(target.env)
+    return env.role_arn(env.cfn_role)
 
 
 def bootstrap(aws: Aws, plan: Plan, outputs: list[Output], env_name: str, region: str | None, out: Out) -> None:

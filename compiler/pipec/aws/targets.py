@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from pipec.diagnostics import fail
-from pipec.plan.plan import SEMVER_PATTERN, EnvironmentPlan, Plan, ServicePlan
+from pipec.plan.plan import EnvironmentPlan, Plan, ServicePlan
+from pipec.validate.spec import RELEASE_VERSION
 
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -35,7 +36,7 @@ def services(plan: Plan, name: str | None) -> list[ServicePlan]:
 
 def version(text: str, flag: str = "--version") -> str:
     """A release version as the tags carry it (1.4.2, 2.0.0-rc.1), checked before anything reaches AWS."""
-    if not re.match(SEMVER_PATTERN, text):
+    if not re.fullmatch(RELEASE_VERSION, text):
         raise fail("PC404", f'{flag} "{text}" is not a release version',
                    hint="versions look like 1.4.2 (without the tag prefix); `pipec version current` prints the last")
     return text

@@ -1,10 +1,19 @@
 """Plan stage, names: the one place where AWS and GitHub names are made from the spec's names.
 
-Pure functions of strings, so the validate rules can check lengths against AWS limits and the plan, the
-templates' parameters, the deploy code and the runbooks all agree on every name.
+Pure functions of strings. Each name is spelled once, here; the same function with the placeholders below makes
+the text a template shared by every environment needs (`stigg-${Environment}-api`), and with `*` the pattern an
+IAM policy grants on (`stigg-${Environment}-*`). So the plan, the templates, the deploy code, the runbooks and the
+length check (PC211) all see the same names.
 """
 
 from __future__ import annotations
+
+# Placeholders CloudFormation fills in a template shared by every environment, account and region (!Sub).
+ENV = "${Environment}"
+ACCOUNT = "${AWS::AccountId}"
+REGION = "${AWS::Region}"
+PARTITION = "${AWS::Partition}"
+ANY = "*"
 
 # AWS limits on the names pipec sets explicitly (characters).
 LIMITS = {
@@ -15,24 +24,30 @@ LIMITS = {
     "role": 64,
     "alarm": 255,
     "codedeploy": 100,
+    "log group": 512,
+    "scaling policy": 256,
+    "cluster": 255,
+    "event rule": 64,
+    "topic": 256,
 }
 
-
-# Environment variables pipec sets in every service itself; a team's own names must stay clear of them.
-VERSION_VARIABLE = "APP_VERSION"  # the release version running
-ENVIRONMENT_VARIABLE = "PIPEC_ENVIRONMENT"  # the environment's name
+# What the managed VPC's subnets are called, by role and zone.
+SUBNET_ZONES = ("a", "b")
 
 
-def secret_variable(key: str) -> str:
-    """The Lambda variable that carries a secret's reference (the code reads the value itself, at start-up)."""
-    return f"{key}_SECRET_REF"
+def instance(text: str, env: str) -> str:
+    """A name made with ENV, as it is in one environment."""
+    return text.replace(ENV, env)
 
 
-def fill(text: str, **values: str) -> str:
-    """A spec value with its placeholders ({env}, {region}, {account}, {project}, {service}) replaced."""
-    for name, value in values.items():
-        text = text.replace("{" + name + "}", value)
-    return text
+def arn(service: str, resource: str, *, region: str = ANY, account: str = ACCOUNT, partition: str = PARTITION) -> str:
+    """An ARN (by default any region of this account, in the template's partition)."""
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
+def account_root(account: str, partition: str = PARTITION) -> str:
+    """The principal that stands for a whole account in a resource policy."""
+    return arn("iam", "root", region="", account=account, partition=partition)
 
 
 def stack(project: str, env: str, unit: str) -> str:
@@ -41,7 +56,7 @@ def stack(project: str, env: str, unit: str) -> str:
 
 
 def resource(project: str, env: str, service: str) -> str:
-    """Name of a service's function, cluster, alarms prefix and log group suffix."""
+    """Name of a service's function, cluster, task family, CodeDeploy application and group, and event rule."""
     return f"{project}-{env}-{service}"
 
 
@@ -49,13 +64,68 @@ def queue(project: str, env: str, service: str) -> str:
     return f"{resource(project, env, service)}-dlq"
 
 
+def alarm(project: str, env: str, service: str, key: str) -> str:
+    return f"{resource(project, env, service)}-{key}"
+
+
+def alarm_prefix(project: str, env: str) -> str:
+    """What every alarm name of an environment starts with."""
+    return f"{project}-{env}-"
+
+
+def scaling_policy(project: str, env: str, service: str) -> str:
+    return f"{resource(project, env, service)}-cpu"
+
+
+def lambda_log_group(project: str, env: str, service: str) -> str:
+    """Lambda's own log group name for a function (it writes there whatever the configuration)."""
+    return f"/aws/lambda/{resource(project, env, service)}"
+
+
+def log_group(project: str, env: str, unit: str) -> str:
+    """Log group of an ECS service or of the VPC flow logs."""
+    return f"/pipec/{project}/{env}/{unit}"
+
+
+def shared_parameter(project: str, env: str, key: str) -> str:
+    """SSM parameter of an environment's shared infrastructure (or, with `*`, all of them)."""
+    return f"/pipec/{project}/{env}/{key}"
+
+
+def ledger(project: str, env: str, service: str) -> str:
+    """SSM parameter whose history is the deployment history of a service in one region."""
+    return f"/pipec/{project}/{env}/{service}"
+
+
+def kms_alias(project: str, env: str) -> str:
+    return f"alias/{project}-{env}"
+
+
+def alert_topic(project: str, env: str) -> str:
+    return f"{project}-{env}-alerts"
+
+
+def network_name(project: str, env: str) -> str:
+    """The Name tag of the managed VPC."""
+    return f"{project}-{env}"
+
+
+def subnet_name(project: str, env: str, role: str, zone: str) -> str:
+    return f"{project}-{env}-{role}-{zone}"
+
+
 def role(project: str, env: str, purpose: str) -> str:
-    """IAM role made by the bootstrap stack: deploy, cfn, sanity."""
+    """IAM role made by the bootstrap stack: deploy, cfn, sanity (or, with `*`, any role of the environment)."""
     return f"{project}-{env}-{purpose}"
 
 
 def build_role(project: str) -> str:
     return f"{project}-build"
+
+
+def project_role(project: str) -> str:
+    """Pattern of every role of the project, whatever the environment (cross-account grants)."""
+    return f"{project}-{ANY}"
 
 
 def bucket(project: str, env: str, account: str, region: str) -> str:
@@ -65,21 +135,38 @@ def bucket(project: str, env: str, account: str, region: str) -> str:
 
 def repository(project: str, artifact: str) -> str:
     """ECR repository of a container artifact (the same name in every registry it is replicated to)."""
-    return f"{project}/{artifact}"
+    return f"{repository_prefix(project)}{artifact}"
 
 
-def ledger(project: str, env: str, service: str) -> str:
-    """SSM parameter whose history is the deployment history of a service in one region."""
-    return f"/pipec/{project}/{env}/{service}"
+def repository_prefix(project: str) -> str:
+    return f"{project}/"
+
+
+def oidc_environment_subject(repository_name: str, env: str) -> str:
+    """The OIDC subject GitHub gives a job bound to a GitHub environment."""
+    return f"repo:{repository_name}:environment:{env}"
+
+
+def oidc_branch_subject(repository_name: str, branch: str) -> str:
+    """The OIDC subject GitHub gives a job on a branch, bound to no environment."""
+    return f"repo:{repository_name}:ref:refs/heads/{branch}"
+
+
+RELEASES = "releases/"
 
 
 def release_prefix(version: str) -> str:
     """Key prefix of a release bundle in the artifact bucket."""
-    return f"releases/{version}/"
+    return f"{RELEASES}{version}/"
 
 
 def zip_key(version: str, artifact: str) -> str:
     return f"{release_prefix(version)}artifacts/{artifact}.zip"
+
+
+def tag(prefix: str, version: str) -> str:
+    """The git tag of a release."""
+    return f"{prefix}{version}"
 
 
 def concurrency_group(project: str, env: str, region: str) -> str:
@@ -88,12 +175,11 @@ def concurrency_group(project: str, env: str, region: str) -> str:
     return f"{project}-{env}-{region}"
 
 
-def lengths(project: str, env: str, service: str, kind: str, account: str, regions: list[str]) -> dict[str, str]:
-    """Every explicit name of one service of a kind (lambda, web, worker) in one environment, by limit."""
-    made = {"stack": stack(project, env, service), "role": role(project, env, "deploy"),
-            "alarm": f"{resource(project, env, service)}-unhealthy-targets"}
-    if kind == "lambda":
-        made |= {"function": resource(project, env, service), "queue": queue(project, env, service),
-                 "codedeploy": resource(project, env, service)}
-    made["bucket"] = max((bucket(project, env, account, r) for r in regions), key=len)
-    return made
+def workflow_group(project: str, workflow: str) -> str:
+    """GitHub concurrency group of a whole workflow (or, with a suffix, of one of its runs)."""
+    return f"{project}-{workflow}"
+
+
+def job(step: str, name: str) -> str:
+    """Id of a workflow job: build-<artifact>, deploy-<env>, e2e-<env>, rollback-<env>."""
+    return f"{step}-{name}"

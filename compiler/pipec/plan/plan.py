@@ -9,17 +9,31 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from pipec import __version__
-from pipec.plan import names
-from pipec.validate.facts import ELB_LOG_ACCOUNTS
+from pipec.plan import limits, names
+from pipec.plan.names import ACCOUNT, ANY, ENV, REGION
+from pipec.validate import contract
+from pipec.validate.facts import ELB_LOG_ACCOUNTS, FARGATE_SIZES, PARTITION
 from pipec.validate.schedule import eventbridge
-from pipec.validate.spec import ContainerImage, EcsAlarms, EcsService, LambdaAlarms, LambdaService, LambdaZip, Spec
+from pipec.validate.spec import (
+    RELEASE_VERSION,
+    ContainerImage,
+    EcsAlarms,
+    EcsService,
+    LambdaAlarms,
+    LambdaService,
+    LambdaZip,
+    Spec,
+)
 from pipec.validate.validate import Validated
 
 GENERATED = "generated"  # the generated tree, relative to the spec's folder
 CLOUDFORMATION = f"{GENERATED}/cloudformation"
+BOOTSTRAP_TEMPLATE = f"{CLOUDFORMATION}/bootstrap.yaml"
+NETWORK_TEMPLATE = f"{CLOUDFORMATION}/network.yaml"
 # Every action the workflows use, pinned to a full commit SHA, with the release it is.
 ACTIONS = {
     "checkout": ("actions/checkout", "08c6903cd8c0fde910a37f88322edcfb5dd907a8", "v5.0.0"),
@@ -84,7 +98,11 @@ class ArtifactPlan(NamedTuple):
     @property
     def job(self) -> str:
         """Id of the release workflow job that builds it."""
-        return f"build-{self.name}"
+        return names.job("build", self.name)
+
+    @property
+    def dockerfile_path(self) -> str:
+        return self.dockerfile or f"{self.context}/Dockerfile"
 
     @property
     def env_suffix(self) -> str:
@@ -105,12 +123,37 @@ class SecretRef(NamedTuple):
     reference: str  # !Sub text of the reference (for Lambda's <NAME>_SECRET_REF)
 
 
+class Metric(NamedTuple):
+    """A CloudWatch metric an alarm watches, and whose dimensions name the resource (a plan value the templates
+    branch on: target-group, ecs-service or lambda-alias)."""
+
+    namespace: str
+    name: str
+    statistic: str  # Sum, Average, Maximum, or p99 (an extended statistic)
+    dimensions: str
+    id: str = ""  # its id inside a metric-math expression
+
+    @property
+    def extended(self) -> bool:
+        return self.statistic.startswith("p")
+
+
+class Ratio(NamedTuple):
+    """A percentage of two metrics: 100 * part / whole."""
+
+    part: Metric
+    whole: Metric
+    label: str
+
+
 class Alarm(NamedTuple):
     key: str  # short name, e.g. 5xx-rate
     logical: str
     description: str
     threshold: float
     rollback: bool
+    name: str  # !Sub text, e.g. stigg-${Environment}-api-5xx-rate
+    watches: Metric | Ratio
 
 
 class Rollout(NamedTuple):
@@ -156,12 +199,22 @@ class ServicePlan(NamedTuple):
     dead_letter_queue: bool = False
     rollout: Rollout | None = None
     sub_name: str = ""  # !Sub text of the resource name, e.g. stigg-${Environment}-api
+    log_group: str = ""  # !Sub text
+    queue: str = ""  # !Sub text of the dead-letter queue's name
+    scaling_policy: str = ""  # !Sub text
 
     def stack_for(self, env: str, region: str) -> Stack:
         return next(s for s in self.stacks if s.target.env == env and s.target.region == region)
 
     def ledger_for(self, env: str) -> str:
         return names.ledger(self.project, env, self.name)
+
+    def resource_in(self, env: str) -> str:
+        """The name of the service's function, cluster and CodeDeploy application in one environment."""
+        return names.resource(self.project, env, self.name)
+
+    def alarm_in(self, alarm: Alarm, env: str) -> str:
+        return names.alarm(self.project, env, self.name, alarm.key)
 
     def release_values(self, target: Target, release: Release) -> dict[str, str]:
         """The per-release parameters of this service's stack in one environment and region."""
@@ -197,6 +250,13 @@ class EnvironmentPlan(NamedTuple):
     cfn_role: str
     bootstrap: tuple[Stack, ...]
     network: tuple[Stack, ...]
+    alert_topic: str
+    alarm_prefix: str
+    deploy_subject: str  # the OIDC subject of this environment's deploy jobs
+    deploy_job: str
+    e2e_job: str
+    rollback_job: str
+    needs: str  # the release workflow job its deploy waits for
     previous: str | None = None
 
     @property
@@ -204,7 +264,7 @@ class EnvironmentPlan(NamedTuple):
         return self.regions[0]
 
     def role_arn(self, role: str) -> str:
-        return f"arn:aws:iam::{self.account}:role/{role}"
+        return names.arn("iam", f"role/{role}", region="", account=self.account, partition=PARTITION)
 
     def url_for(self, region: str) -> str:
         return dict(self.urls).get(region, "")
@@ -228,6 +288,9 @@ class Plan(NamedTuple):
     registries: tuple[tuple[str, str], ...]  # every (account, region) that runs the services
     cross_accounts: tuple[str, ...]  # accounts other than the build account
     build_role: str
+    account_names: AccountNames
+    release_group: str  # concurrency group of the release workflow
+    sanity_group: str
     spec_sha: str = ""
 
     @property
@@ -267,6 +330,62 @@ class Plan(NamedTuple):
         env = self.build_env
         return f"{env.account}.dkr.ecr.{env.home_region}.amazonaws.com"
 
+    @property
+    def release_destination(self) -> str:
+        """Where the build jobs upload the zips of a release (s3://bucket/releases/)."""
+        return f"s3://{self.release_bucket}/{names.RELEASES}"
+
+    @property
+    def release_ref(self) -> str:
+        """The release branch as a clone knows it (what `pipec diff --against` compares with)."""
+        return f"origin/{self.branch}"
+
+    @property
+    def bootstrap_template(self) -> str:
+        return BOOTSTRAP_TEMPLATE
+
+
+class AccountNames(NamedTuple):
+    """Every name and ARN pattern of the bootstrap and network templates, which serve every environment: the
+    environment, account and region are left to CloudFormation (${Environment}, ${AWS::AccountId}, ...)."""
+
+    kms_alias: str
+    alert_topic: str
+    artifact_bucket: str
+    deploy_role: str
+    cfn_role: str
+    sanity_role: str
+    deploy_subject: str
+    branch_subject: str
+    build_account_root: str
+    cross_account_roots: tuple[str, ...]
+    cross_account_roles: tuple[str, ...]
+    repository_filter: str
+    repositories_here: str
+    repositories_anywhere: str
+    stacks: str
+    cfn_role_arn: str
+    shared_parameters: str
+    environment_buckets: str
+    environment_objects: str
+    release_bucket: str
+    release_objects: str
+    build_key: str
+    functions: str
+    ecs: str
+    codedeploy: str
+    alarms: str
+    queues: str
+    lambda_logs: str
+    pipec_logs: str
+    event_rules: str
+    environment_roles: str
+    release_artifacts: str
+    network_name: str
+    flow_log_group: str
+    subnets: tuple[tuple[str, str, str], ...]  # (zone, public subnet name, private subnet name)
+    shared: dict[str, str]  # shared SSM key (kms/key-arn) -> parameter name
+
 
 # ---------------------------------------------------------------- building the plan
 
@@ -281,8 +400,9 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
                      for name in spec.services)
     registries = tuple(dict.fromkeys((e.account, r) for e in environments for r in e.regions))
     build = environments[0]
+    cross_accounts = tuple(dict.fromkeys(e.account for e in environments if e.account != build.account))
     checks = spec.checks
-    return Plan(
+    plan = Plan(
         project=spec.project,
         repository=spec.repository,
         branch=spec.release.branch,
@@ -298,9 +418,87 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         e2e=checks.e2e.model_dump() if checks.e2e else None,
         sanity=checks.sanity.model_dump() if checks.sanity else None,
         registries=registries,
-        cross_accounts=tuple(dict.fromkeys(e.account for e in environments if e.account != build.account)),
+        cross_accounts=cross_accounts,
         build_role=names.build_role(spec.project),
+        account_names=_account_names(spec, build, cross_accounts),
+        release_group=names.workflow_group(spec.project, "release"),
+        sanity_group=names.workflow_group(spec.project, "sanity"),
         spec_sha=spec_sha,
+    )
+    limits.check((named for env in environments for named in _named(plan, env)), validated.document)
+    return plan
+
+
+def _named(plan: Plan, env: EnvironmentPlan) -> Iterator[limits.Named]:
+    """Every explicit AWS name of an environment, with the spec key it comes from."""
+    here = ("environments", env.name)
+    for region in env.regions:
+        yield env.name, "bucket", names.bucket(plan.project, env.name, env.account, region), here
+    for role in (env.deploy_role, env.cfn_role, env.sanity_role):
+        yield env.name, "role", role, here
+    yield env.name, "topic", env.alert_topic, here
+    for service in plan.services:
+        at = ("services", service.name)
+        resource = service.resource_in(env.name)
+        yield env.name, "stack", service.stack_for(env.name, env.home_region).name, at
+        if service.kind == "lambda":
+            yield env.name, "function", resource, at
+            if service.dead_letter_queue:
+                yield env.name, "queue", names.instance(service.queue, env.name), at
+            yield env.name, "codedeploy", resource, at
+            if service.schedule:
+                yield env.name, "event rule", resource, at
+        else:
+            yield env.name, "cluster", resource, at
+            yield env.name, "scaling policy", names.instance(service.scaling_policy, env.name), at
+        yield env.name, "log group", names.instance(service.log_group, env.name), at
+        for alarm in service.alarms:
+            yield env.name, "alarm", service.alarm_in(alarm, env.name), at
+
+
+def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str, ...]) -> AccountNames:
+    p = spec.project
+    release_bucket = names.bucket(p, build.name, build.account, build.home_region)
+    buckets = names.arn("s3", names.bucket(p, ENV, ACCOUNT, ANY), region="", account="")
+    return AccountNames(
+        kms_alias=names.kms_alias(p, ENV),
+        alert_topic=names.alert_topic(p, ENV),
+        artifact_bucket=names.bucket(p, ENV, ACCOUNT, REGION),
+        deploy_role=names.role(p, ENV, "deploy"),
+        cfn_role=names.role(p, ENV, "cfn"),
+        sanity_role=names.role(p, ENV, "sanity"),
+        deploy_subject=names.oidc_environment_subject(spec.repository, ENV),
+        branch_subject=names.oidc_branch_subject(spec.repository, spec.release.branch),
+        build_account_root=names.account_root(build.account),
+        cross_account_roots=tuple(names.account_root(a) for a in cross_accounts),
+        cross_account_roles=tuple(names.arn("iam", f"role/{names.project_role(p)}", region="", account=a)
+                                  for a in cross_accounts),
+        repository_filter=names.repository_prefix(p),
+        repositories_here=names.arn("ecr", f"repository/{names.repository(p, ANY)}", region=REGION),
+        repositories_anywhere=names.arn("ecr", f"repository/{names.repository(p, ANY)}"),
+        stacks=names.arn("cloudformation", f"stack/{names.stack(p, ENV, ANY)}/*"),
+        cfn_role_arn=names.arn("iam", f"role/{names.role(p, ENV, 'cfn')}", region=""),
+        shared_parameters=names.arn("ssm", f"parameter{names.shared_parameter(p, ENV, ANY)}"),
+        environment_buckets=buckets,
+        environment_objects=f"{buckets}/*",
+        release_bucket=names.arn("s3", release_bucket, region="", account=""),
+        release_objects=names.arn("s3", f"{release_bucket}/{names.RELEASES}*", region="", account=""),
+        build_key=names.arn("kms", "key/*", region=build.home_region, account=build.account),
+        functions=names.arn("lambda", f"function:{names.resource(p, ENV, ANY)}"),
+        ecs=names.arn("ecs", f"*/{names.resource(p, ENV, ANY)}"),
+        codedeploy=names.arn("codedeploy", f"*:{names.resource(p, ENV, ANY)}"),
+        alarms=names.arn("cloudwatch", f"alarm:{names.alarm_prefix(p, ENV)}{ANY}"),
+        queues=names.arn("sqs", names.resource(p, ENV, ANY)),
+        lambda_logs=names.arn("logs", f"log-group:{names.lambda_log_group(p, ENV, ANY)}"),
+        pipec_logs=names.arn("logs", f"log-group:{names.log_group(p, ENV, ANY)}"),
+        event_rules=names.arn("events", f"rule/{names.resource(p, ENV, ANY)}"),
+        environment_roles=names.arn("iam", f"role/{names.role(p, ENV, ANY)}", region=""),
+        release_artifacts=f"{buckets}/{names.RELEASES}*",
+        network_name=names.network_name(p, ENV),
+        flow_log_group=names.log_group(p, ENV, "vpc-flow-logs"),
+        subnets=tuple((zone.upper(), names.subnet_name(p, ENV, "public", zone),
+                       names.subnet_name(p, ENV, "private", zone)) for zone in names.SUBNET_ZONES),
+        shared={key: names.shared_parameter(p, ENV, key) for key in _SHARED_KEYS},
     )
 
 
@@ -318,6 +516,7 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
     project = spec.project
     names_in_order = list(spec.environments)
     target = [Target(name, region, env.account) for region in env.regions]
+    previous = names_in_order[index - 1] if index else None
     return EnvironmentPlan(
         name=name,
         account=env.account,
@@ -325,13 +524,20 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         approval=env.approval == "manual",
         reviewers=tuple(env.reviewers),
         url=env.url,
-        urls=tuple((r, names.fill(env.url, env=name, region=r)) for r in env.regions) if env.url else (),
+        urls=tuple((r, contract.fill(env.url, env=name, region=r)) for r in env.regions) if env.url else (),
         deploy_role=names.role(project, name, "deploy"),
         sanity_role=names.role(project, name, "sanity"),
         cfn_role=names.role(project, name, "cfn"),
         bootstrap=tuple(_bootstrap_stack(spec, name, t) for t in target),
         network=tuple(_network_stack(spec, name, t) for t in target),
-        previous=names_in_order[index - 1] if index else None,
+        alert_topic=names.alert_topic(project, name),
+        alarm_prefix=names.alarm_prefix(project, name),
+        deploy_subject=names.oidc_environment_subject(spec.repository, name),
+        deploy_job=names.job("deploy", name),
+        e2e_job=names.job("e2e", name),
+        rollback_job=names.job("rollback", name),
+        needs="bundle" if previous is None else names.job("e2e" if spec.checks.e2e else "deploy", previous),
+        previous=previous,
     )
 
 
@@ -361,7 +567,7 @@ def _bootstrap_stack(spec: Spec, env: str, target: Target) -> Stack:
         "BuildEnvironment": _flag(env == environments[0]),
         "OwnsRegistry": _flag(env == first_in_registry),
     }
-    return Stack(names.stack(spec.project, env, "bootstrap"), f"{CLOUDFORMATION}/bootstrap.yaml",
+    return Stack(names.stack(spec.project, env, "bootstrap"), BOOTSTRAP_TEMPLATE,
                  _parameter_file(env, target.region, "bootstrap"), target, tuple(values.items()))
 
 
@@ -378,9 +584,9 @@ def _network_stack(spec: Spec, env: str, target: Target) -> Stack:
         "ExistingVpcId": network.vpc,
         "ExistingPublicSubnets": ",".join(network.public_subnets),
         "ExistingPrivateSubnets": ",".join(network.private_subnets),
-        "KeyArn": shared_parameter(spec.project, env, "kms/key-arn"),
+        "KeyArn": names.shared_parameter(spec.project, env, "kms/key-arn"),
     }
-    return Stack(names.stack(spec.project, env, "network"), f"{CLOUDFORMATION}/network.yaml",
+    return Stack(names.stack(spec.project, env, "network"), NETWORK_TEMPLATE,
                  _parameter_file(env, target.region, "network"), target, tuple(values.items()))
 
 
@@ -405,18 +611,21 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
     parameters = _parameters(kind, artifact, env_vars, https, service)
     common = ServicePlan(
         project=spec.project, name=name, kind=kind, artifact=artifact,
-        template=f"{CLOUDFORMATION}/services/{name}.yaml", parameters=parameters,
+        template=_service_template(name), parameters=parameters,
         stacks=tuple(_service_stack(spec, name, env, region, env_vars, parameters)
                      for env in environments for region in env.regions),
         env=env_vars, secrets=tuple(_secret(spec.project, name, key, ref) for key, ref in service.secrets.items()),
-        alarms=(), sub_name=f"{spec.project}-${{Environment}}-{name}",
+        alarms=(), sub_name=names.resource(spec.project, ENV, name),
+        log_group=(names.lambda_log_group if kind == "lambda" else names.log_group)(spec.project, ENV, name),
+        queue=names.queue(spec.project, ENV, name), scaling_policy=names.scaling_policy(spec.project, ENV, name),
     )
+    alarm = _AlarmNames(spec.project, name)
     if isinstance(service, EcsService):
-        return common._replace(alarms=_ecs_alarms(service.alarms, web=kind == "web"), port=service.port,
+        return common._replace(alarms=_ecs_alarms(service.alarms, alarm, web=kind == "web"), port=service.port,
                                health_check=service.health_check, https=https,
                                command=tuple(service.command) if service.command else None)
     rollout = service.rollout
-    return common._replace(alarms=_lambda_alarms(service.alarms), handler=service.handler,
+    return common._replace(alarms=_lambda_alarms(service.alarms, alarm), handler=service.handler,
                            runtime=service.runtime, architecture=service.architecture, timeout=service.timeout,
                            public_url=service.public_url,
                            schedule=eventbridge(service.schedule) if service.schedule else None,
@@ -454,7 +663,7 @@ def camel(name: str) -> str:
 
 def _secret(project: str, service: str, key: str, ref: str) -> SecretRef:
     store, _, target = ref.partition(":")
-    sub = names.fill(target, env="${Environment}", region="${AWS::Region}", account="${AWS::AccountId}",
+    sub = contract.fill(target, env="${Environment}", region="${AWS::Region}", account="${AWS::AccountId}",
                      project=project, service=service)
     arn = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
     if store == "ssm":
@@ -476,12 +685,7 @@ SHARED: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def shared_parameter(project: str, env: str, key: str) -> str:
-    """Name of an SSM parameter of an environment's shared infrastructure, e.g. /pipec/stigg/staging/kms/key-arn."""
-    return f"/pipec/{project}/{env}/{key}"
-
-
-SEMVER_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+_SHARED_KEYS = tuple(key for _, _, key in SHARED)
 
 
 def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...], https: bool,
@@ -489,7 +693,7 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
     """The parameters of a service template: release identity, shared infrastructure, scaling, config."""
     params = [
         Parameter("Environment", "String", "Environment name (only used in names and tags).", r"^[a-z][a-z0-9-]*$"),
-        Parameter("Version", "String", "Release version (semver), set by pipec deploy.", SEMVER_PATTERN),
+        Parameter("Version", "String", "Release version (semver), set by pipec deploy.", RELEASE_VERSION),
     ]
     wanted = {"VpcId", "PrivateSubnets", "AlertTopicArn", "KeyArn"} | (
         {"PublicSubnets", "LogBucket"} if kind == "web" else set())
@@ -507,8 +711,7 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
         params.append(Parameter("CertificateArn", "String", "ACM certificate of the HTTPS listener.",
                                 r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"))
     if kind in ("web", "worker"):
-        params += [Parameter("Cpu", "String", "Fargate CPU units.", allowed=("256", "512", "1024", "2048", "4096",
-                                                                              "8192", "16384")),
+        params += [Parameter("Cpu", "String", "Fargate CPU units.", allowed=tuple(str(c) for c in FARGATE_SIZES)),
                    Parameter("Memory", "String", "Fargate memory (MiB).", r"^[0-9]+$"),
                    Parameter("MinCount", "Number", "Fewest tasks.", min_value=1, max_value=1000),
                    Parameter("MaxCount", "Number", "Most tasks.", min_value=1, max_value=1000)]
@@ -528,7 +731,7 @@ def _service_stack(spec: Spec, name: str, env: EnvironmentPlan, region: str, env
     service = spec.services[name]
     project = spec.project
     values: dict[str, str] = {"Environment": env.name}
-    values |= {key: shared_parameter(project, env.name, suffix) for key, _, suffix in SHARED}
+    values |= {key: names.shared_parameter(project, env.name, suffix) for key, _, suffix in SHARED}
     spec_env = spec.environments[env.name]
     if spec_env.certificates:
         values["CertificateArn"] = spec_env.certificates.get(region, "")
@@ -546,31 +749,60 @@ def _service_stack(spec: Spec, name: str, env: EnvironmentPlan, region: str, env
             values[var.parameter] = overrides.get(var.name, service.env.get(var.name, ""))
     wanted = [p.key for p in parameters if not p.per_release]
     ordered = tuple((key, values[key]) for key in wanted)
-    return Stack(names.stack(project, env.name, name), f"{CLOUDFORMATION}/services/{name}.yaml",
+    return Stack(names.stack(project, env.name, name), _service_template(name),
                  _parameter_file(env.name, region, name), Target(env.name, region, env.account), ordered)
 
 
-def _ecs_alarms(a: EcsAlarms, *, web: bool) -> tuple[Alarm, ...]:
+def _service_template(name: str) -> str:
+    return f"{CLOUDFORMATION}/services/{name}.yaml"
+
+
+class _AlarmNames(NamedTuple):
+    project: str
+    service: str
+
+    def __call__(self, key: str) -> str:
+        return names.alarm(self.project, ENV, self.service, key)
+
+
+def _elb(name: str, statistic: str, id: str = "") -> Metric:
+    return Metric("AWS/ApplicationELB", name, statistic, "target-group", id)
+
+
+def _ecs_alarms(a: EcsAlarms, name: _AlarmNames, *, web: bool) -> tuple[Alarm, ...]:
     """Web services roll back on load balancer alarms; workers on CPU and memory."""
     usage = (
-        Alarm("cpu", "CpuAlarm", "average CPU utilisation (%)", a.cpu_percent, not web),
-        Alarm("memory", "MemoryAlarm", "average memory utilisation (%)", a.memory_percent, not web),
+        Alarm("cpu", "CpuAlarm", "average CPU utilisation (%)", a.cpu_percent, not web, name("cpu"),
+              Metric("AWS/ECS", "CPUUtilization", "Average", "ecs-service")),
+        Alarm("memory", "MemoryAlarm", "average memory utilisation (%)", a.memory_percent, not web, name("memory"),
+              Metric("AWS/ECS", "MemoryUtilization", "Average", "ecs-service")),
     )
     if not web:
         return usage
     return (
-        Alarm("5xx-rate", "ErrorRateAlarm", "5xx responses as a share of requests", a.error_rate_percent, True),
-        Alarm("p99-latency", "LatencyAlarm", "p99 target response time (seconds)", a.p99_latency_ms / 1000, True),
+        Alarm("5xx-rate", "ErrorRateAlarm", "5xx responses as a share of requests", a.error_rate_percent, True,
+              name("5xx-rate"), Ratio(_elb("HTTPCode_Target_5XX_Count", "Sum", "errors"),
+                                      _elb("RequestCount", "Sum", "requests"), "5xx responses (% of requests)")),
+        Alarm("p99-latency", "LatencyAlarm", "p99 target response time (seconds)", a.p99_latency_ms / 1000, True,
+              name("p99-latency"), _elb("TargetResponseTime", "p99")),
         Alarm("unhealthy-targets", "UnhealthyTargetsAlarm", "unhealthy load balancer targets",
-              a.unhealthy_targets, True),
+              a.unhealthy_targets, True, name("unhealthy-targets"), _elb("UnHealthyHostCount", "Maximum")),
         *usage,
     )
 
 
-def _lambda_alarms(a: LambdaAlarms) -> tuple[Alarm, ...]:
+def _lambda(name: str, statistic: str, id: str = "") -> Metric:
+    return Metric("AWS/Lambda", name, statistic, "lambda-alias", id)
+
+
+def _lambda_alarms(a: LambdaAlarms, name: _AlarmNames) -> tuple[Alarm, ...]:
     return (
         Alarm("error-rate", "ErrorRateAlarm", "errors as a share of invocations of the live alias",
-              a.error_rate_percent, True),
-        Alarm("p99-duration", "DurationAlarm", "p99 duration of the live alias (ms)", a.p99_latency_ms, True),
-        Alarm("throttles", "ThrottlesAlarm", "throttled invocations per minute", a.throttles, True),
+              a.error_rate_percent, True, name("error-rate"),
+              Ratio(_lambda("Errors", "Sum", "errors"), _lambda("Invocations", "Sum", "invocations"),
+                    "errors (% of invocations)")),
+        Alarm("p99-duration", "DurationAlarm", "p99 duration of the live alias (ms)", a.p99_latency_ms, True,
+              name("p99-duration"), _lambda("Duration", "p99")),
+        Alarm("throttles", "ThrottlesAlarm", "throttled invocations per minute", a.throttles, True,
+              name("throttles"), _lambda("Throttles", "Sum")),
     )

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipec.plan import names
 from pipec.release.git import git
 
 _SUBJECT = re.compile(r"^(?P<type>[a-zA-Z]+)(\([^)]*\))?(?P<bang>!)?: ")
@@ -48,7 +49,7 @@ def compute(prefix: str, initial: str, repo: Path) -> Versions:
     if not tags:
         return Versions(None, initial, "initial", _count(repo))
     current = tags[0]
-    messages = git("log", f"{prefix}{current}..HEAD", "--format=%B%x00", cwd=repo).split("\x00")
+    messages = git("log", f"{names.tag(prefix, current)}..HEAD", "--format=%B%x00", cwd=repo).split("\x00")
     messages = [m.strip() for m in messages if m.strip()]
     bump = _bump(messages)
     version = semver.Version.parse(current)

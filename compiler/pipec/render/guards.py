@@ -23,12 +23,9 @@ def guard(function: Guard) -> Guard:
     return function
 
 
-BOOTSTRAP = "generated/cloudformation/bootstrap.yaml"
-
-
 def reads(plan: Plan) -> set[str]:
     """The files whose data the guards inspect (the rest need only parse)."""
-    return {BOOTSTRAP, *(s.template for s in plan.services)}
+    return {plan.bootstrap_template, *(s.template for s in plan.services)}
 
 
 def check(plan: Plan, parsed: Parsed) -> None:
@@ -125,7 +122,7 @@ def fargate_pairs(plan: Plan, parsed: Parsed) -> Iterator[Diagnostic]:
 @guard
 def oidc_trust(plan: Plan, parsed: Parsed) -> Iterator[Diagnostic]:
     """PC305: every role trusted through GitHub OIDC pins the audience and an exact subject."""
-    path = BOOTSTRAP
+    path = plan.bootstrap_template
     for name, role in _resources(parsed[path], "AWS::IAM::Role"):
         for statement in _props(role).get("AssumeRolePolicyDocument", {}).get("Statement", []):
             if "Federated" not in (statement.get("Principal") or {}):

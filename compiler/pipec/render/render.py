@@ -21,7 +21,9 @@ from pipec.plan import names
 from pipec.plan.plan import ACTIONS, CLOUDFORMATION, GENERATED, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
 from pipec.render.output import Output, header
 from pipec.render.parse import check_syntax, parse
+from pipec.validate import contract
 from pipec.validate.facts import TEMPLATE_BODY_BYTES
+from pipec.validate.spec import ROLLBACK_VERSION
 
 if TYPE_CHECKING:
     import jinja2
@@ -174,9 +176,12 @@ def _environment() -> jinja2.Environment:
     env.globals["oidc_host"] = OIDC_HOST
     env.globals["uses"] = uses
     env.globals["concurrency_group"] = names.concurrency_group
-    env.globals["version_variable"] = names.VERSION_VARIABLE
-    env.globals["environment_variable"] = names.ENVIRONMENT_VARIABLE
-    env.globals["secret_variable"] = names.secret_variable
+    env.globals["workflow_group"] = names.workflow_group
+    env.globals["tag"] = names.tag
+    env.globals["rollback_version"] = ROLLBACK_VERSION
+    env.globals["version_variable"] = contract.VERSION_VARIABLE
+    env.globals["environment_variable"] = contract.ENVIRONMENT_VARIABLE
+    env.globals["secret_variable"] = contract.secret_variable
     env.globals["python_version"] = PYTHON_VERSION
     return env
 

@@ -6,6 +6,9 @@ runtimes and reserved variables against cfn-lint's own data.
 
 from __future__ import annotations
 
+# Every region below is in the standard partition.
+PARTITION = "aws"
+
 REGIONS = frozenset({
     "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
     "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from pipec.codes import CODES
 from pipec.diagnostics import Diagnostic, Severity
 from pipec.load.load import Document
-from pipec.plan import names
+from pipec.validate import contract
 from pipec.validate.facts import (
     FARGATE_SIZES,
     LAMBDA_MEMORY,
@@ -28,7 +28,7 @@ from pipec.validate.facts import (
 )
 from pipec.validate.schedule import ScheduleError, check_schedule
 from pipec.validate.spec import ContainerImage, EcsService, LambdaService, LambdaZip, Spec
-from pipec.validate.validate import did_you_mean
+from pipec.validate.suggest import did_you_mean
 
 Found = Iterator[Diagnostic]
 RuleFunction = Callable[[Spec, Document], Found]
@@ -196,10 +196,10 @@ def placeholders(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         for key, ref in service.secrets.items():
             yield from _placeholders(doc, ("services", name, "secrets", key), ref,
-                                     ("env", "region", "account", "project", "service"))
+                                     contract.SECRET_PLACEHOLDERS)
     for name, env in spec.environments.items():
         if env.url:
-            yield from _placeholders(doc, ("environments", name, "url"), env.url, ("env", "region"))
+            yield from _placeholders(doc, ("environments", name, "url"), env.url, contract.URL_PLACEHOLDERS)
 
 
 def _placeholders(doc: Document, path: tuple[str, ...], text: str, known: tuple[str, ...]) -> Found:
@@ -274,23 +274,6 @@ def schedules(spec: Spec, doc: Document) -> Found:
             check_schedule(text, allow_rate=allow_rate)
         except ScheduleError as exc:
             yield doc.diagnostic("PC210", path, str(exc), exc.hint)
-
-
-@rule("PC211")
-def name_lengths(spec: Spec, doc: Document) -> Found:
-    for env_name, env in spec.environments.items():
-        reported: set[str] = set()
-        for service, definition in spec.services.items():
-            kind = "lambda" if isinstance(definition, LambdaService) else "ecs"
-            made = names.lengths(spec.project, env_name, service, kind, env.account, env.regions)
-            for kind, value in made.items():
-                if len(value) > names.LIMITS[kind] and kind not in reported:
-                    reported.add(kind)
-                    where = ("environments", env_name) if kind == "bucket" else ("services", service)
-                    yield doc.diagnostic("PC211", where, f'the {kind} name "{value}" would have {len(value)} '
-                                         f"characters; AWS allows {names.LIMITS[kind]}",
-                                         f'shorten the project, the environment "{env_name}" or the service '
-                                         "name", key=True)
 
 
 # ---------------------------------------------------------------- consistency
@@ -368,7 +351,7 @@ def unused_artifacts(spec: Spec, doc: Document) -> Found:
 
 @rule("PC217")
 def variable_names(spec: Spec, doc: Document) -> Found:
-    own = {names.VERSION_VARIABLE: "the release version", names.ENVIRONMENT_VARIABLE: "the environment's name"}
+    own = {contract.VERSION_VARIABLE: "the release version", contract.ENVIRONMENT_VARIABLE: "the environment's name"}
     for name, service in spec.services.items():
         is_lambda = isinstance(service, LambdaService)
         plain: list[tuple[tuple[str, ...], str]] = [(("services", name, "env", key), key) for key in service.env]
@@ -376,7 +359,7 @@ def variable_names(spec: Spec, doc: Document) -> Found:
                   for key in values]
         secret: list[tuple[tuple[str, ...], str]] = [(("services", name, "secrets", key), key)
                                                      for key in service.secrets]
-        references = {names.secret_variable(key): key for key in service.secrets} if is_lambda else {}
+        references = {contract.secret_variable(key): key for key in service.secrets} if is_lambda else {}
         for path, key in plain + secret:
             if key in own:
                 yield doc.diagnostic("PC217", path, f"{key} is set by pipec itself ({own[key]})",
@@ -404,10 +387,11 @@ def lambda_variable_size(spec: Spec, doc: Document) -> Found:
             continue
         for env_name, env in spec.environments.items():
             region = max(env.regions, key=len)
-            values = {**service.env, **service.config.get(env_name, {}), names.ENVIRONMENT_VARIABLE: env_name,
-                      names.VERSION_VARIABLE: ""}  # the version's own length is not known yet
-            values |= {names.secret_variable(key): names.fill(ref, env=env_name, region=region, account=env.account,
-                                                             project=spec.project, service=name)
+            values = {**service.env, **service.config.get(env_name, {}), contract.ENVIRONMENT_VARIABLE: env_name,
+                      contract.VERSION_VARIABLE: ""}  # the version's own length is not known yet
+            values |= {contract.secret_variable(key): contract.fill(ref, env=env_name, region=region,
+                                                                    account=env.account, project=spec.project,
+                                                                    service=name)
                        for key, ref in service.secrets.items()}
             size = sum(len(key.encode()) + len(value.encode()) for key, value in values.items())
             if size > LAMBDA_VARIABLES_BYTES:

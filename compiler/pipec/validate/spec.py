@@ -10,11 +10,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipec.validate.facts import FARGATE_SIZES
+
 NAME = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ACCOUNT = r"^[0-9]{12}$"
 REPOSITORY = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
-SEMVER = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
+_SEMVER_CORE = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+_PRERELEASE = r"(-[0-9A-Za-z.-]+)?"
+SEMVER = rf"^{_SEMVER_CORE}$"  # a version a team writes (initial_version): no pre-release
+ROLLBACK_VERSION = rf"{_SEMVER_CORE}{_PRERELEASE}"  # what the rollback workflow accepts (grep -Ex, unanchored)
+RELEASE_VERSION = rf"^{ROLLBACK_VERSION}(\+[0-9A-Za-z.-]+)?$"  # a release as the tags and commands carry it
 TAG_PREFIX = r"^(?![-./])[A-Za-z0-9._/-]{0,20}$"  # git reads a leading - as an option
 BRANCH = r"^[A-Za-z0-9._/-]{1,100}$"
 SECRET_REF = r"^(ssm:/[A-Za-z0-9_.{}/-]+|secretsmanager:[A-Za-z0-9/_+=.@{}-]+)$"
@@ -143,7 +149,7 @@ class Environment(Model):
 
 
 class EcsScaling(Model):
-    cpu: Annotated[int, Field(description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192, 16384.")]
+    cpu: Annotated[int, Field(description=f"Fargate CPU units: {', '.join(str(c) for c in FARGATE_SIZES)}.")]
     memory: Annotated[int, Field(description="Fargate memory in MiB, valid for the CPU.")]
     min: Annotated[int, Field(ge=1, le=1000, description="Fewest running tasks.")]
     max: Annotated[int, Field(ge=1, le=1000, description="Most running tasks.")]

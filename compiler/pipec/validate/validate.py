@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pipec.diagnostics import Diagnostic, PipecError, Severity, errors
 from pipec.load.load import Document, SpecPath
 from pipec.validate.spec import PATTERN_NAMES, Spec
+from pipec.validate.suggest import did_you_mean
 
 _TEXT_COERCIONS = 3
 
@@ -219,19 +220,6 @@ def _unknown_key(path: SpecPath, document: Document) -> Diagnostic:
         hint = f"known keys here: {', '.join(sorted(known))}"
     where = f"in {describe_path(path[:-1])}" if path[:-1] else "at the top level"
     return document.diagnostic("PC101", path, f'unknown key "{key}" {where}', hint, key=True)
-
-
-def did_you_mean(word: str, options: list[str]) -> str | None:
-    """A suggestion among options for a misspelt word, or None when nothing is close."""
-    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if not matches:
-        matches = [o for o in options if word and o.startswith(word)][:2]
-        matches = matches if len(matches) == 1 else []
-    if not matches:
-        lowered = {o.lower().replace("_", "-"): o for o in options}
-        match = lowered.get(word.lower().replace("_", "-"))
-        matches = [match] if match else []
-    return f'did you mean "{matches[0]}"?' if matches else None
 
 
 def describe(value: Any) -> str:

@@ -50,14 +50,24 @@ def account_root(account: str, partition: str = PARTITION) -> str:
     return arn("iam", "root", region="", account=account, partition=partition)
 
 
+def _named(project: str, env: str, leaf: str) -> str:
+    """The shape of every name of an environment: project, environment, then what it is."""
+    return f"{project}-{env}-{leaf}"
+
+
+def _path(project: str, env: str, leaf: str) -> str:
+    """The shape of every path of an environment (log groups, SSM parameters): /pipec/project/environment/..."""
+    return f"/pipec/{project}/{env}/{leaf}"
+
+
 def stack(project: str, env: str, unit: str) -> str:
     """CloudFormation stack of one service (or `bootstrap`, `network`) in one environment."""
-    return f"{project}-{env}-{unit}"
+    return _named(project, env, unit)
 
 
 def resource(project: str, env: str, service: str) -> str:
     """Name of a service's function, cluster, task family, CodeDeploy application and group, and event rule."""
-    return f"{project}-{env}-{service}"
+    return _named(project, env, service)
 
 
 def queue(project: str, env: str, service: str) -> str:
@@ -84,17 +94,17 @@ def lambda_log_group(project: str, env: str, service: str) -> str:
 
 def log_group(project: str, env: str, unit: str) -> str:
     """Log group of an ECS service or of the VPC flow logs."""
-    return f"/pipec/{project}/{env}/{unit}"
+    return _path(project, env, unit)
 
 
 def shared_parameter(project: str, env: str, key: str) -> str:
     """SSM parameter of an environment's shared infrastructure (or, with `*`, all of them)."""
-    return f"/pipec/{project}/{env}/{key}"
+    return _path(project, env, key)
 
 
 def ledger(project: str, env: str, service: str) -> str:
     """SSM parameter whose history is the deployment history of a service in one region."""
-    return f"/pipec/{project}/{env}/{service}"
+    return _path(project, env, service)
 
 
 def kms_alias(project: str, env: str) -> str:
@@ -102,7 +112,7 @@ def kms_alias(project: str, env: str) -> str:
 
 
 def alert_topic(project: str, env: str) -> str:
-    return f"{project}-{env}-alerts"
+    return _named(project, env, "alerts")
 
 
 def network_name(project: str, env: str) -> str:
@@ -111,12 +121,12 @@ def network_name(project: str, env: str) -> str:
 
 
 def subnet_name(project: str, env: str, role: str, zone: str) -> str:
-    return f"{project}-{env}-{role}-{zone}"
+    return _named(project, env, f"{role}-{zone}")
 
 
 def role(project: str, env: str, purpose: str) -> str:
     """IAM role made by the bootstrap stack: deploy, cfn, sanity (or, with `*`, any role of the environment)."""
-    return f"{project}-{env}-{purpose}"
+    return _named(project, env, purpose)
 
 
 def build_role(project: str) -> str:
@@ -130,7 +140,7 @@ def project_role(project: str) -> str:
 
 def bucket(project: str, env: str, account: str, region: str) -> str:
     """Regional artifact bucket of an environment; holds Lambda zips and release bundles."""
-    return f"{project}-{env}-{account}-{region}"
+    return _named(project, env, f"{account}-{region}")
 
 
 def repository(project: str, artifact: str) -> str:
@@ -172,7 +182,7 @@ def tag(prefix: str, version: str) -> str:
 def concurrency_group(project: str, env: str, region: str) -> str:
     """GitHub concurrency group shared by the deploys and rollbacks of one environment in one region (one group
     per environment would make its regions' matrix jobs cancel each other)."""
-    return f"{project}-{env}-{region}"
+    return _named(project, env, region)
 
 
 def workflow_group(project: str, workflow: str) -> str:

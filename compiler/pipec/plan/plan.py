@@ -19,6 +19,7 @@ from pipec.validate import contract
 from pipec.validate.facts import ELB_LOG_ACCOUNTS, FARGATE_SIZES, PARTITION
 from pipec.validate.schedule import eventbridge
 from pipec.validate.spec import (
+    CERTIFICATE,
     RELEASE_VERSION,
     ContainerImage,
     EcsAlarms,
@@ -330,10 +331,9 @@ class Plan(NamedTuple):
         env = self.build_env
         return f"{env.account}.dkr.ecr.{env.home_region}.amazonaws.com"
 
-    @property
-    def release_destination(self) -> str:
-        """Where the build jobs upload the zips of a release (s3://bucket/releases/)."""
-        return f"s3://{self.release_bucket}/{names.RELEASES}"
+    def zip_url(self, version: str, artifact: str) -> str:
+        """Where the build job uploads a release's zip (the version may be a workflow expression)."""
+        return f"s3://{self.release_bucket}/{names.zip_key(version, artifact)}"
 
     @property
     def release_ref(self) -> str:
@@ -663,14 +663,13 @@ def camel(name: str) -> str:
 
 def _secret(project: str, service: str, key: str, ref: str) -> SecretRef:
     store, _, target = ref.partition(":")
-    sub = contract.fill(target, env="${Environment}", region="${AWS::Region}", account="${AWS::AccountId}",
-                     project=project, service=service)
-    arn = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
+    sub = contract.fill(target, env=ENV, region=REGION, account=ACCOUNT, project=project, service=service)
     if store == "ssm":
-        full = arn % ("ssm", "parameter" + sub)
+        full = names.arn("ssm", f"parameter{sub}", region=REGION)
         return SecretRef(key, store, full, full, f"ssm:{sub}")
-    return SecretRef(key, store, arn % ("secretsmanager", "secret:" + sub),
-                     arn % ("secretsmanager", "secret:" + sub + "-??????"), f"secretsmanager:{sub}")
+    # Secrets Manager adds six random characters to a secret's ARN.
+    return SecretRef(key, store, names.arn("secretsmanager", f"secret:{sub}", region=REGION),
+                     names.arn("secretsmanager", f"secret:{sub}-??????", region=REGION), f"secretsmanager:{sub}")
 
 
 # Shared infrastructure that the bootstrap and network stacks publish in SSM, and that service templates read
@@ -708,8 +707,7 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
                    Parameter("CodeSha256", "String", "Base64 SHA-256 of the zip, set by pipec deploy.")]
     params += shared
     if https:
-        params.append(Parameter("CertificateArn", "String", "ACM certificate of the HTTPS listener.",
-                                r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"))
+        params.append(Parameter("CertificateArn", "String", "ACM certificate of the HTTPS listener.", CERTIFICATE))
     if kind in ("web", "worker"):
         params += [Parameter("Cpu", "String", "Fargate CPU units.", allowed=tuple(str(c) for c in FARGATE_SIZES)),
                    Parameter("Memory", "String", "Fargate memory (MiB).", r"^[0-9]+$"),

@@ -26,7 +26,7 @@ from typing import Any
 
 import boto3
 
-from pipec.plan.plan import Plan
+from pipec.plan.model import Plan
 from pipec.render.output import Output
 from pipec.render.parse import parse
 

@@ -11,7 +11,8 @@ import pytest
 from pipec.diagnostics import PipecError
 from pipec.load.load import load_bytes
 from pipec.plan import names
-from pipec.plan.plan import Plan, Release, Target, make_plan
+from pipec.plan.model import Plan, Release, Target
+from pipec.plan.plan import make_plan
 from pipec.validate.validate import validate
 from tests.conftest import EXAMPLE
 

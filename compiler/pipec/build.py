@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pipec.diagnostics import Diagnostic, fail
 from pipec.load.load import Document, load, load_bytes
-from pipec.plan.plan import GENERATED
+from pipec.plan.model import GENERATED
 from pipec.validate.validate import Validated, validate
 
 if TYPE_CHECKING:
     from pipec.emit import emit
     from pipec.emit.diff import Report
-    from pipec.plan.plan import Plan
+    from pipec.plan.model import Plan
     from pipec.render.output import Output
 
 

@@ -19,7 +19,7 @@ from pipec.aws import targets
 from pipec.aws.session import Aws, code_of, errors, utc_now
 from pipec.diagnostics import fail
 from pipec.plan import names
-from pipec.plan.plan import Plan, Release, ServicePlan, Target
+from pipec.plan.model import Plan, Release, ServicePlan, Target
 from pipec.render.output import Output
 
 RECORD = "release.json"

@@ -13,7 +13,7 @@ from pipec.aws.bundle import Bundles, place_artifact
 from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter_values
 from pipec.diagnostics import fail
-from pipec.plan.plan import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
+from pipec.plan.model import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
 from pipec.render.output import Output
 
 PREVIOUS = "previous"

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipec.aws.session import Aws, code_of, errors
-from pipec.plan.plan import ServicePlan, Target
+from pipec.plan.model import ServicePlan, Target
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pipec.aws import ledger, targets
 from pipec.aws.session import Aws
 from pipec.aws.stacks import describe
 from pipec.diagnostics import fail
-from pipec.plan.plan import EnvironmentPlan, Plan, Target
+from pipec.plan.model import EnvironmentPlan, Plan, Target
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from pipec.diagnostics import fail
-from pipec.plan.plan import EnvironmentPlan, Plan, ServicePlan
+from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan
 from pipec.validate.spec import RELEASE_VERSION
 
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from pipec import __version__
 from pipec.diagnostics import PipecError, fail
-from pipec.plan.plan import GENERATED
+from pipec.plan.model import GENERATED
 from pipec.render.output import HEADER, Output
 
 MANIFEST = "manifest.json"

@@ -1,12 +1,11 @@
-"""Stage 3, plan: Spec -> Plan, what the spec means. The one place where names, stacks, parameters and their
-values per environment and region, regions, roles and defaults are decided.
+"""Stage 3, plan: Validated -> Plan (the types are in `plan.model`). The one place where names, stacks,
+parameters and their values per environment and region, regions, roles and defaults are decided.
 
 Templates only loop over a Plan and print it. Must not import jinja2 or boto3.
 """
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -14,9 +13,29 @@ from typing import NamedTuple
 
 from pipec import __version__
 from pipec.plan import limits, names
+from pipec.plan.model import (
+    BOOTSTRAP_TEMPLATE,
+    CLOUDFORMATION,
+    NETWORK_TEMPLATE,
+    AccountNames,
+    Alarm,
+    ArtifactPlan,
+    EnvironmentPlan,
+    EnvVar,
+    Metric,
+    NetworkPlan,
+    Parameter,
+    Plan,
+    Ratio,
+    Rollout,
+    SecretRef,
+    ServicePlan,
+    Stack,
+    Target,
+)
 from pipec.plan.names import ACCOUNT, ANY, ENV, REGION
 from pipec.validate import contract
-from pipec.validate.facts import ELB_LOG_ACCOUNTS, FARGATE_SIZES, PARTITION
+from pipec.validate.facts import FARGATE_SIZES
 from pipec.validate.schedule import eventbridge
 from pipec.validate.spec import (
     CERTIFICATE,
@@ -30,362 +49,6 @@ from pipec.validate.spec import (
     Spec,
 )
 from pipec.validate.validate import Validated
-
-GENERATED = "generated"  # the generated tree, relative to the spec's folder
-CLOUDFORMATION = f"{GENERATED}/cloudformation"
-BOOTSTRAP_TEMPLATE = f"{CLOUDFORMATION}/bootstrap.yaml"
-NETWORK_TEMPLATE = f"{CLOUDFORMATION}/network.yaml"
-# Every action the workflows use, pinned to a full commit SHA, with the release it is.
-ACTIONS = {
-    "checkout": ("actions/checkout", "08c6903cd8c0fde910a37f88322edcfb5dd907a8", "v5.0.0"),
-    "setup-python": ("actions/setup-python", "e797f83bcb11b83ae66e0230d6156d7c80228e7c", "v6.0.0"),
-    "aws-credentials": ("aws-actions/configure-aws-credentials", "8df5847569e6427dd6c4fb1cf565c83acfa8afa7",
-                        "v6.0.0"),
-}
-PYTHON_VERSION = "3.12"
-OIDC_HOST = "token.actions.githubusercontent.com"
-# Deploy-time parameters: pipec deploy fills them from the release record, never from a parameter file.
-RELEASE_PARAMETERS = ("Version", "ImageUri", "CodeBucket", "CodeKey", "CodeSha256")
-
-
-class Parameter(NamedTuple):
-    """One CloudFormation parameter of a template."""
-
-    key: str
-    type: str
-    description: str
-    pattern: str | None = None
-    min_value: int | None = None
-    max_value: int | None = None
-    allowed: tuple[str, ...] = ()
-
-    @property
-    def per_release(self) -> bool:
-        return self.key in RELEASE_PARAMETERS
-
-
-class Target(NamedTuple):
-    """One environment in one region: where a stack is deployed."""
-
-    env: str
-    region: str
-    account: str
-
-
-class Stack(NamedTuple):
-    """A stack of one template in one environment and region, with its parameter file and values."""
-
-    name: str
-    template: str
-    parameter_file: str
-    target: Target
-    values: tuple[tuple[str, str], ...]
-
-
-class ArtifactPlan(NamedTuple):
-    name: str
-    type: str  # container-image | lambda-zip
-    repository: str = ""
-    context: str = "."
-    dockerfile: str | None = None
-    platform: str = "linux/amd64"
-    build: str | None = None
-    path: str = ""
-
-    @property
-    def is_image(self) -> bool:
-        return self.type == "container-image"
-
-    @property
-    def job(self) -> str:
-        """Id of the release workflow job that builds it."""
-        return names.job("build", self.name)
-
-    @property
-    def dockerfile_path(self) -> str:
-        return self.dockerfile or f"{self.context}/Dockerfile"
-
-    @property
-    def env_suffix(self) -> str:
-        return self.name.upper().replace("-", "_")
-
-
-class EnvVar(NamedTuple):
-    name: str
-    value: str = ""
-    parameter: str | None = None  # set when the value differs per environment
-
-
-class SecretRef(NamedTuple):
-    name: str
-    store: str  # ssm | secretsmanager
-    value_from: str  # CloudFormation !Sub text of the ARN or name
-    resource: str  # CloudFormation !Sub text of the IAM resource
-    reference: str  # !Sub text of the reference (for Lambda's <NAME>_SECRET_REF)
-
-
-class Metric(NamedTuple):
-    """A CloudWatch metric an alarm watches, and whose dimensions name the resource (a plan value the templates
-    branch on: target-group, ecs-service or lambda-alias)."""
-
-    namespace: str
-    name: str
-    statistic: str  # Sum, Average, Maximum, or p99 (an extended statistic)
-    dimensions: str
-    id: str = ""  # its id inside a metric-math expression
-
-    @property
-    def extended(self) -> bool:
-        return self.statistic.startswith("p")
-
-
-class Ratio(NamedTuple):
-    """A percentage of two metrics: 100 * part / whole."""
-
-    part: Metric
-    whole: Metric
-    label: str
-
-
-class Alarm(NamedTuple):
-    key: str  # short name, e.g. 5xx-rate
-    logical: str
-    description: str
-    threshold: float
-    rollback: bool
-    name: str  # !Sub text, e.g. stigg-${Environment}-api-5xx-rate
-    watches: Metric | Ratio
-
-
-class Rollout(NamedTuple):
-    strategy: str
-    percent: int
-    minutes: int
-
-    @property
-    def config_name(self) -> str | None:
-        """A predefined CodeDeploy config, or None when the template defines its own."""
-        return "CodeDeployDefault.LambdaAllAtOnce" if self.strategy == "all-at-once" else None
-
-
-class Release(NamedTuple):
-    """A release built once: its version, commit, and each artifact's digest ("sha256:<hex>")."""
-
-    version: str
-    commit: str
-    digests: dict[str, str]
-
-
-class ServicePlan(NamedTuple):
-    project: str
-    name: str
-    kind: str  # web | worker | lambda
-    artifact: ArtifactPlan
-    template: str
-    parameters: tuple[Parameter, ...]
-    stacks: tuple[Stack, ...]
-    env: tuple[EnvVar, ...]
-    secrets: tuple[SecretRef, ...]
-    alarms: tuple[Alarm, ...]
-    port: int | None = None
-    health_check: str = "/"
-    command: tuple[str, ...] | None = None
-    https: bool = False
-    handler: str | None = None
-    runtime: str | None = None
-    architecture: str = "x86_64"
-    timeout: int = 30
-    schedule: str | None = None
-    public_url: bool = False
-    dead_letter_queue: bool = False
-    rollout: Rollout | None = None
-    sub_name: str = ""  # !Sub text of the resource name, e.g. stigg-${Environment}-api
-    log_group: str = ""  # !Sub text
-    queue: str = ""  # !Sub text of the dead-letter queue's name
-    scaling_policy: str = ""  # !Sub text
-
-    def stack_for(self, env: str, region: str) -> Stack:
-        return next(s for s in self.stacks if s.target.env == env and s.target.region == region)
-
-    def ledger_for(self, env: str) -> str:
-        return names.ledger(self.project, env, self.name)
-
-    def resource_in(self, env: str) -> str:
-        """The name of the service's function, cluster and CodeDeploy application in one environment."""
-        return names.resource(self.project, env, self.name)
-
-    def alarm_in(self, alarm: Alarm, env: str) -> str:
-        return names.alarm(self.project, env, self.name, alarm.key)
-
-    def release_values(self, target: Target, release: Release) -> dict[str, str]:
-        """The per-release parameters of this service's stack in one environment and region."""
-        digest = release.digests[self.artifact.name]
-        if self.artifact.is_image:
-            registry = f"{target.account}.dkr.ecr.{target.region}.amazonaws.com"
-            return {"Version": release.version, "ImageUri": f"{registry}/{self.artifact.repository}@{digest}"}
-        raw = bytes.fromhex(digest.removeprefix("sha256:"))
-        return {"Version": release.version,
-                "CodeBucket": names.bucket(self.project, target.env, target.account, target.region),
-                "CodeKey": names.zip_key(release.version, self.artifact.name),
-                "CodeSha256": base64.b64encode(raw).decode()}
-
-
-class NetworkPlan(NamedTuple):
-    managed: bool
-    cidr: str = ""
-    vpc: str = ""
-    public_subnets: tuple[str, ...] = ()
-    private_subnets: tuple[str, ...] = ()
-
-
-class EnvironmentPlan(NamedTuple):
-    name: str
-    account: str
-    regions: tuple[str, ...]
-    approval: bool
-    reviewers: tuple[str, ...]
-    url: str | None
-    urls: tuple[tuple[str, str], ...]  # (region, url)
-    deploy_role: str
-    sanity_role: str
-    cfn_role: str
-    bootstrap: tuple[Stack, ...]
-    network: tuple[Stack, ...]
-    alert_topic: str
-    alarm_prefix: str
-    deploy_subject: str  # the OIDC subject of this environment's deploy jobs
-    deploy_job: str
-    e2e_job: str
-    rollback_job: str
-    needs: str  # the release workflow job its deploy waits for
-    previous: str | None = None
-
-    @property
-    def home_region(self) -> str:
-        return self.regions[0]
-
-    def role_arn(self, role: str) -> str:
-        return names.arn("iam", f"role/{role}", region="", account=self.account, partition=PARTITION)
-
-    def url_for(self, region: str) -> str:
-        return dict(self.urls).get(region, "")
-
-
-class Plan(NamedTuple):
-    project: str
-    repository: str
-    branch: str
-    tag_prefix: str
-    initial_version: str
-    runner: str
-    workflows_dir: str
-    pipec_requirement: str  # what the workflows install to run pipec
-    environments: tuple[EnvironmentPlan, ...]
-    services: tuple[ServicePlan, ...]
-    artifacts: tuple[ArtifactPlan, ...]
-    alert_emails: tuple[str, ...]
-    e2e: dict[str, str | int] | None
-    sanity: dict[str, str | int] | None
-    registries: tuple[tuple[str, str], ...]  # every (account, region) that runs the services
-    cross_accounts: tuple[str, ...]  # accounts other than the build account
-    build_role: str
-    account_names: AccountNames
-    release_group: str  # concurrency group of the release workflow
-    sanity_group: str
-    spec_sha: str = ""
-
-    @property
-    def all_regions(self) -> tuple[str, ...]:
-        return tuple(sorted({region for _, region in self.registries}))
-
-    @property
-    def replication_destinations(self) -> tuple[tuple[str, str], ...]:
-        """Registries that receive the build registry's images (all but the build registry itself)."""
-        source = (self.build_env.account, self.build_env.home_region)
-        return tuple(r for r in self.registries if r != source)
-
-    @property
-    def elb_log_accounts(self) -> tuple[tuple[str, str], ...]:
-        """(region, ELB account) for the regions in use that still need an account in the log bucket policy."""
-        return tuple((r, ELB_LOG_ACCOUNTS[r]) for r in self.all_regions if r in ELB_LOG_ACCOUNTS)
-
-    @property
-    def build_env(self) -> EnvironmentPlan:
-        """Releases are built once, into the first environment's account and home region."""
-        return self.environments[0]
-
-    @property
-    def release_bucket(self) -> str:
-        env = self.build_env
-        return names.bucket(self.project, env.name, env.account, env.home_region)
-
-    def environment(self, name: str) -> EnvironmentPlan:
-        return next(e for e in self.environments if e.name == name)
-
-    def service(self, name: str) -> ServicePlan:
-        return next(s for s in self.services if s.name == name)
-
-    @property
-    def registry(self) -> str:
-        """The ECR registry images are pushed to, once."""
-        env = self.build_env
-        return f"{env.account}.dkr.ecr.{env.home_region}.amazonaws.com"
-
-    def zip_url(self, version: str, artifact: str) -> str:
-        """Where the build job uploads a release's zip (the version may be a workflow expression)."""
-        return f"s3://{self.release_bucket}/{names.zip_key(version, artifact)}"
-
-    @property
-    def release_ref(self) -> str:
-        """The release branch as a clone knows it (what `pipec diff --against` compares with)."""
-        return f"origin/{self.branch}"
-
-    @property
-    def bootstrap_template(self) -> str:
-        return BOOTSTRAP_TEMPLATE
-
-
-class AccountNames(NamedTuple):
-    """Every name and ARN pattern of the bootstrap and network templates, which serve every environment: the
-    environment, account and region are left to CloudFormation (${Environment}, ${AWS::AccountId}, ...)."""
-
-    kms_alias: str
-    alert_topic: str
-    artifact_bucket: str
-    deploy_role: str
-    cfn_role: str
-    sanity_role: str
-    deploy_subject: str
-    branch_subject: str
-    build_account_root: str
-    cross_account_roots: tuple[str, ...]
-    cross_account_roles: tuple[str, ...]
-    repository_filter: str
-    repositories_here: str
-    repositories_anywhere: str
-    stacks: str
-    cfn_role_arn: str
-    shared_parameters: str
-    environment_buckets: str
-    environment_objects: str
-    release_bucket: str
-    release_objects: str
-    build_key: str
-    functions: str
-    ecs: str
-    codedeploy: str
-    alarms: str
-    queues: str
-    lambda_logs: str
-    pipec_logs: str
-    event_rules: str
-    environment_roles: str
-    release_artifacts: str
-    network_name: str
-    flow_log_group: str
-    subnets: tuple[tuple[str, str, str], ...]  # (zone, public subnet name, private subnet name)
-    shared: dict[str, str]  # shared SSM key (kms/key-arn) -> parameter name
-
 
 # ---------------------------------------------------------------- building the plan
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipec.diagnostics import Diagnostic, PipecError
-from pipec.plan.plan import OIDC_HOST, Plan
+from pipec.plan.model import OIDC_HOST, Plan
 from pipec.validate.facts import FARGATE_SIZES
 
 Parsed = dict[str, Any]

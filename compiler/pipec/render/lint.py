@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipec.diagnostics import Diagnostic, Severity
-from pipec.plan.plan import Plan, Release, Stack
+from pipec.plan.model import Plan, Release, Stack
 from pipec.render.output import Output
 
 SAMPLE = Release("1.0.0", "0" * 40, {})

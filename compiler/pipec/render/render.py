@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from pipec import __version__
 from pipec.diagnostics import Diagnostic, PipecError
 from pipec.plan import names
-from pipec.plan.plan import ACTIONS, CLOUDFORMATION, GENERATED, OIDC_HOST, PYTHON_VERSION, Plan, Stack, camel
+from pipec.plan.model import ACTIONS, CLOUDFORMATION, GENERATED, OIDC_HOST, PYTHON_VERSION, Plan, Stack
+from pipec.plan.plan import camel
 from pipec.render.output import Output, header
 from pipec.render.parse import check_syntax, parse
 from pipec.validate import contract

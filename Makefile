@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CHECKOV := .tools/checkov
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: build compile test lint typecheck golden check bench demo lock clean
+.PHONY: build compile test lint typecheck golden check bench demo mutation lock clean
 
 # --- runtime: a virtual environment with pipec installed (editable), then the example built.
 $(BIN)/python:
@@ -60,6 +60,11 @@ bench: compile
 demo: $(VENV)/.dev
 	$(BIN)/python demo/run.py
 
+# Mutation testing (mutmut) of the code that protects users; prints killed / survived per module. Not part of
+# `make test`: it runs the tests again for every mutant (about half an hour on two cores).
+mutation: $(VENV)/.dev
+	$(BIN)/python tests/mutation.py
+
 # Regenerate the pins from requirements/*.in (needs the network).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
@@ -73,4 +78,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .tools build dist *.egg-info compiler/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .mutation build dist *.egg-info compiler/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -56,8 +56,9 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
 
 
 def _target_version(aws: Aws, bundles: Bundles, service: ServicePlan, target: Target, request: Request) -> str:
-    """The version to deploy; for "previous", the last different version in this service's ledger here, or,
-    when it never ran another version here, the release published just before the current one."""
+    """The version to deploy; for "previous", the newest version this service ran here that is older than the one
+    running (after a rollback, "previous" goes further back, never forward to the release rolled back from), or,
+    when it never ran an older version here, the release published just before the current one."""
     if request.version != PREVIOUS:
         return request.version
     entries = ledger.history(aws, service, target)
@@ -65,7 +66,7 @@ def _target_version(aws: Aws, bundles: Bundles, service: ServicePlan, target: Ta
         raise fail("PC609", f"{service.name} was never deployed to {target.env} {target.region}, so there is no "
                    "previous version")
     current = entries[0].version
-    earlier = next((e.version for e in entries if e.version != current), None)
+    earlier = next((e.version for e in entries if _older(e.version, current)), None)
     if earlier is not None:
         return earlier
     older = [v for v in bundles.versions() if _older(v, current)]

@@ -283,8 +283,8 @@ def deploy(env: EnvOption, version: Annotated[str, typer.Option("--version", hel
 
 @app.command()
 def rollback(env: EnvOption,
-             to: Annotated[str, typer.Option("--to", help="A version, or previous (the last different version "
-                                             "in the ledger).")] = "previous",
+             to: Annotated[str, typer.Option("--to", help="A version, or previous (the newest version older than the "
+                                             "running one that the ledger records).")] = "previous",
              service: ServiceOption = None, region: RegionOption = None,
              spec: SpecArg = Path("pipeline.yaml")) -> None:
     """Redeploy an earlier release exactly as it was recorded."""

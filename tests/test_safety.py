@@ -1,0 +1,467 @@
+"""Tests that kill what mutation testing (`make mutation`) showed surviving in the code that protects users: the
+guards clause by clause, a build killed at every step of its swap, concurrent builds, rollback's `previous` over
+a real ledger, and AWS retries against a server that really throttles."""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import http.server
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec.aws import deploy, ledger
+from pipec.aws.bundle import Bundles
+from pipec.aws.session import Aws
+from pipec.build import compile_spec
+from pipec.diagnostics import PipecError
+from pipec.emit import emit
+from pipec.plan.model import Target
+from pipec.render import guards
+from pipec.render.parse import parse
+from tests.aws_world import World, free_port, moto_server
+from tests.conftest import EXAMPLE, snapshot
+
+# ---------------------------------------------------------------- guards, one failing case per clause
+
+COMPILED = compile_spec(EXAMPLE)
+PARSED = {o.path: parse(o) for o in COMPILED.outputs if o.path in guards.reads(COMPILED.plan)}
+WEBHOOKS = "generated/cloudformation/services/webhooks.yaml"
+API = "generated/cloudformation/services/api.yaml"
+WORKER = "generated/cloudformation/services/worker.yaml"
+BOOTSTRAP = COMPILED.plan.bootstrap_template
+_AUD = "token.actions.githubusercontent.com:aud"
+_SUB = "token.actions.githubusercontent.com:sub"
+_EXACT = {"Fn::Sub": "repo:stiggio/pricing-api:environment:${Environment}"}
+
+
+def _at(path: str, *keys: str | int) -> Callable[[dict[str, Any]], Any]:
+    def get(parsed: dict[str, Any]) -> Any:
+        node: Any = parsed[path]
+        for key in keys:
+            node = node[key]
+        return node
+    return get
+
+
+_props = {name: _at(WEBHOOKS, "Resources", name, "Properties") for name in ("LiveAlias", "FunctionVersion",
+                                                                               "DeploymentGroup")}
+_deploy_trust = _at(BOOTSTRAP, "Resources", "DeployRole", "Properties", "AssumeRolePolicyDocument", "Statement", 0)
+
+
+def _set(get: Callable[[dict[str, Any]], Any], key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda parsed: get(parsed).__setitem__(key, value)
+
+
+def _drop(get: Callable[[dict[str, Any]], Any], key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda parsed: get(parsed).pop(key)
+
+
+_ecs = {path: _at(path, "Resources", "Service", "Properties") for path in (API, WORKER)}
+
+
+def _remove_groups(parsed: dict[str, Any]) -> None:
+    del parsed[WEBHOOKS]["Resources"]["DeploymentGroup"]
+
+
+GUARD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    # PC301: the alias points at a per-release, retained version and is shifted by CodeDeploy
+    ("alias on $LATEST", _set(_props["LiveAlias"], "FunctionVersion", "$LATEST"), "PC301"),
+    ("alias on another attribute", _set(_props["LiveAlias"], "FunctionVersion",
+                                        {"Fn::GetAtt": ["FunctionVersion", "Arn"]}), "PC301"),
+    ("version without ${Version}", _set(_props["FunctionVersion"], "Description", {"Fn::Sub": "release"}), "PC301"),
+    ("version described by a plain string", _set(_props["FunctionVersion"], "Description", "release ${Version}"),
+     "PC301"),
+    ("version not retained", _drop(_at(WEBHOOKS, "Resources", "FunctionVersion"), "DeletionPolicy"), "PC301"),
+    ("alias not shifted by CodeDeploy", _drop(_at(WEBHOOKS, "Resources", "LiveAlias"), "UpdatePolicy"), "PC301"),
+    # PC302: the CodeDeploy group
+    ("no deployment group", _remove_groups, "PC302"),
+    ("in-place deployments", _set(_at(WEBHOOKS, "Resources", "DeploymentGroup", "Properties", "DeploymentStyle"),
+                                  "DeploymentType", "IN_PLACE"), "PC302"),
+    ("no traffic control", _set(_at(WEBHOOKS, "Resources", "DeploymentGroup", "Properties", "DeploymentStyle"),
+                                "DeploymentOption", "WITHOUT_TRAFFIC_CONTROL"), "PC302"),
+    ("automatic rollback off", _set(_at(WEBHOOKS, "Resources", "DeploymentGroup", "Properties",
+                                        "AutoRollbackConfiguration"), "Enabled", False), "PC302"),
+    ("no rollback on alarm", _set(_at(WEBHOOKS, "Resources", "DeploymentGroup", "Properties",
+                                      "AutoRollbackConfiguration"), "Events", ["DEPLOYMENT_FAILURE"]), "PC302"),
+    ("alarms off", _set(_at(WEBHOOKS, "Resources", "DeploymentGroup", "Properties", "AlarmConfiguration"),
+                        "Enabled", False), "PC302"),
+    ("no alarms", _set(_at(WEBHOOKS, "Resources", "DeploymentGroup", "Properties", "AlarmConfiguration"),
+                       "Alarms", []), "PC302"),
+    # PC303: ECS deployments, for the web service and the worker
+    *[(f"{path} not on the ECS controller", _set(_ecs[path], "DeploymentController", {"Type": "CODE_DEPLOY"}),
+       "PC303") for path in (API, WORKER)],
+    *[(f"{path} {part}.{key} off", _set(_at(path, "Resources", "Service", "Properties", "DeploymentConfiguration",
+                                            part), key, False), "PC303")
+      for path in (API, WORKER) for part, key in (("DeploymentCircuitBreaker", "Enable"),
+                                                  ("DeploymentCircuitBreaker", "Rollback"),
+                                                  ("Alarms", "Enable"), ("Alarms", "Rollback"))],
+    ("ECS deployment without alarms", _set(_at(API, "Resources", "Service", "Properties", "DeploymentConfiguration",
+                                               "Alarms"), "AlarmNames", []), "PC303"),
+    # PC305: the OIDC trust, one clause at a time
+    ("audience not pinned", _set(_deploy_trust, "Condition", {"StringEquals": {_SUB: _EXACT}}), "PC305"),
+    ("another audience", _set(_deploy_trust, "Condition", {"StringEquals": {_AUD: "example.com", _SUB: _EXACT}}),
+     "PC305"),
+    ("no subject", _set(_deploy_trust, "Condition", {"StringEquals": {_AUD: "sts.amazonaws.com"}}), "PC305"),
+    ("a wildcard in the subject", _set(_deploy_trust, "Condition", {"StringEquals": {
+        _AUD: "sts.amazonaws.com", _SUB: "repo:stiggio/pricing-api:environment:*"}}), "PC305"),
+    ("another repository", _set(_deploy_trust, "Condition", {"StringEquals": {
+        _AUD: "sts.amazonaws.com", _SUB: {"Fn::Sub": "repo:other/repo:environment:${Environment}"}}}), "PC305"),
+    ("an operator besides StringEquals", _set(_deploy_trust, "Condition", {
+        "StringEquals": {_AUD: "sts.amazonaws.com", _SUB: _EXACT}, "StringLike": {_SUB: "repo:*"}}), "PC305"),
+    # PC306: a service template that branches
+    ("conditions in a service template", lambda parsed: parsed[API].__setitem__(
+        "Conditions", {"IsProduction": {"Fn::Equals": ["a", "b"]}}), "PC306"),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "code"), GUARD_CASES, ids=[c[0] for c in GUARD_CASES])
+def test_every_clause_of_every_guard_fails_alone(case: str, mutate: Callable[[dict[str, Any]], None],
+                                                 code: str) -> None:
+    parsed = copy.deepcopy(PARSED)
+    mutate(parsed)
+    with pytest.raises(PipecError) as caught:
+        guards.check(COMPILED.plan, parsed)
+    assert [d.code for d in caught.value.diagnostics] == [code]
+    assert caught.value.exit_code == 70
+
+
+def test_the_guards_pass_the_real_output() -> None:
+    guards.check(COMPILED.plan, copy.deepcopy(PARSED))
+
+
+def _with_stack_values(service: str, index: int, change: Callable[[tuple[tuple[str, str], ...]],
+                                                                   tuple[tuple[str, str], ...]]) -> Any:
+    plan = COMPILED.plan
+    found = plan.service(service)
+    stacks = list(found.stacks)
+    stacks[index] = stacks[index]._replace(values=change(stacks[index].values))
+    return plan._replace(services=tuple(s._replace(stacks=tuple(stacks)) if s.name == service else s
+                                        for s in plan.services))
+
+
+@pytest.mark.parametrize(("case", "change"), [
+    ("one environment lacks a key", lambda values: values[:-1]),
+    ("one environment has a key the template does not declare", lambda values: (*values, ("Extra", "1"))),
+    ("every environment lacks the same declared key", None),
+])
+def test_parameter_files_that_differ_in_keys_are_refused(case: str, change: Any) -> None:
+    if change is None:
+        plan = COMPILED.plan
+        api = plan.service("api")
+        stacks = tuple(s._replace(values=s.values[:-1]) for s in api.stacks)
+        plan = plan._replace(services=tuple(s._replace(stacks=stacks) if s.name == "api" else s
+                                            for s in plan.services))
+    else:
+        plan = _with_stack_values("api", 1, change)
+    with pytest.raises(PipecError) as caught:
+        guards.check(plan, copy.deepcopy(PARSED))
+    assert [(d.code, d.message) for d in caught.value.diagnostics] == [
+        ("PC306", "the parameter files of api differ in keys")]
+
+
+# ---------------------------------------------------------------- the swap, killed at every step
+
+
+class Killed(BaseException):
+    """What a SIGKILL does to a build: it stops between two system calls, and no cleanup code runs."""
+
+
+_MUTATING = [(os, "mkdir"), (os, "link"), (os, "symlink"), (os, "rename"), (os, "replace"), (os, "unlink"),
+             (os, "rmdir"), (Path, "write_bytes")]
+
+
+class Steps:
+    """Counts the build's changes to the file system and stops it before the chosen one."""
+
+    def __init__(self, stop_at: int | None, *, renameat2: bool) -> None:
+        self.stop_at = stop_at
+        self.count = 0
+        self.renameat2 = renameat2
+
+    def step(self) -> None:
+        self.count += 1
+        if self.count == self.stop_at:
+            raise Killed
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for owner, name in _MUTATING:
+            monkeypatch.setattr(owner, name, self._counted(getattr(owner, name)))
+        real = ctypes.CDLL
+        steps = self
+
+        class Library:
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                self._library = real(*args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                if name != "renameat2":
+                    return getattr(self._library, name)
+                if not steps.renameat2:  # as on a system without it: the two-rename path with recovery
+                    raise AttributeError(name)
+                function = self._library.renameat2
+                return lambda *args: (steps.step(), function(*args))[1]
+
+        monkeypatch.setattr(ctypes, "CDLL", Library)
+
+    def _counted(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.step()
+            return function(*args, **kwargs)
+        return counted
+
+
+def _outputs(text: str) -> tuple[list[Any], str]:
+    folder = Path(os.environ["PIPEC_TEST_SCRATCH"])
+    spec = folder / "pipeline.yaml"
+    spec.write_text(text)
+    compiled = compile_spec(spec)
+    return compiled.outputs, compiled.plan.spec_sha
+
+
+@pytest.fixture
+def trees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The outputs of two versions of the example, and the old tree on disk in a pristine folder."""
+    (tmp_path / "scratch").mkdir()
+    monkeypatch.setenv("PIPEC_TEST_SCRATCH", str(tmp_path / "scratch"))
+    old_text = EXAMPLE.read_text()
+    new_text = old_text.replace("min: 3, max: 12", "min: 4, max: 16").replace('BATCH_SIZE: "2000"',
+                                                                             'BATCH_SIZE: "4000"')
+    old, old_sha = _outputs(old_text)
+    new, new_sha = _outputs(new_text)
+    pristine = tmp_path / "pristine"
+    pristine.mkdir()
+    emit.write(old, emit.Layout(pristine, pristine / "generated"), old_sha)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    emit.write(new, emit.Layout(clean, clean / "generated"), new_sha)
+    yield {"old": (old, old_sha), "new": (new, new_sha), "pristine": pristine,
+           "old_tree": snapshot(pristine / "generated"), "new_tree": snapshot(clean / "generated"),
+           "tmp": tmp_path}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".pipec-" in p.name)
+
+
+@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "two-renames"])
+def test_a_build_killed_at_any_step_leaves_the_old_or_the_new_tree(trees: dict[str, Any], renameat2: bool,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    new, new_sha = trees["new"]
+    states: set[str] = set()
+    stop_at = 0
+    while True:
+        stop_at += 1
+        repo = trees["tmp"] / f"run-{stop_at}"
+        shutil.copytree(trees["pristine"], repo)
+        layout = emit.Layout(repo, repo / "generated")
+        steps = Steps(stop_at, renameat2=renameat2)
+        with monkeypatch.context() as patch:
+            steps.install(patch)
+            try:
+                emit.write(new, layout, new_sha)
+                finished = True
+            except Killed:
+                finished = False
+        states.add(_state_after_kill(repo, trees) if not finished else "finished")
+        # The next build repairs whatever the killed one left, and leaves nothing else behind.
+        emit.write(new, layout, new_sha)
+        assert snapshot(repo / "generated") == trees["new_tree"], f"killed before step {stop_at}"
+        assert _leftovers(repo) == [], f"killed before step {stop_at}"
+        shutil.rmtree(repo)
+        if finished:
+            break
+    assert stop_at > 10  # the build was really stopped at many places
+    assert {"old", "new"} <= states
+    if not renameat2:
+        assert "moved away" in states  # the window between the two renames was hit, and recovered from
+
+
+def _state_after_kill(repo: Path, trees: dict[str, Any]) -> str:
+    """What a kill left: the old tree, the new tree, or (two-rename path only) the old tree moved aside."""
+    output = repo / "generated"
+    if output.exists():
+        found = snapshot(output)
+        assert found in (trees["old_tree"], trees["new_tree"]), "a killed build left a mixed tree"
+        return "old" if found == trees["old_tree"] else "new"
+    moved = [p for p in repo.iterdir() if ".pipec-old-" in p.name]
+    assert len(moved) == 1 and snapshot(moved[0]) == trees["old_tree"], "a killed build lost the tree"
+    return "moved away"
+
+
+# ---------------------------------------------------------------- two builds at once
+
+
+def test_concurrent_builds_with_different_content_take_turns(trees: dict[str, Any],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holds the lock and pauses inside its swap; B, started then, must wait for A and write last."""
+    repo = trees["pristine"]
+    layout = emit.Layout(repo, repo / "generated")
+    paused, resume = threading.Event(), threading.Event()
+    real_link = os.link
+
+    def link(*args: Any, **kwargs: Any) -> None:
+        if threading.current_thread().name == "A" and not paused.is_set():
+            paused.set()
+            resume.wait(10)
+        real_link(*args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    errors: list[BaseException] = []
+
+    def build(outputs: tuple[list[Any], str]) -> None:
+        try:
+            emit.write(outputs[0], layout, outputs[1])
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=build, args=(trees["new"],), name="A")
+    second = threading.Thread(target=build, args=(trees["old"],), name="B")
+    first.start()
+    assert paused.wait(10)
+    second.start()
+    second.join(1.0)  # without the lock B would finish here, and A's swap would then win
+    resume.set()
+    first.join(10)
+    second.join(10)
+    assert errors == []
+    assert snapshot(repo / "generated") == trees["old_tree"]  # B's content: it ran after A, not beside it
+
+
+# ---------------------------------------------------------------- rollback's previous
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with moto_server() as url:
+        yield World(url)
+
+
+def _aws(world: World, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    for key, value in world.env("111111111111").items():
+        monkeypatch.setenv(key, value)
+    return Aws()
+
+
+@pytest.mark.parametrize(("case", "history", "published", "expected"), [
+    ("the release before", ["1.0.0", "1.1.0", "1.2.0"], [], "1.1.0"),
+    ("a redeploy is not previous", ["1.0.0", "1.1.0", "1.2.0", "1.2.0"], [], "1.1.0"),
+    ("after a rollback, further back, never forward", ["1.0.0", "1.1.0", "1.2.0", "1.1.0"], [], "1.0.0"),
+    ("a ledger out of order", ["1.3.0", "1.0.0", "1.2.0"], [], "1.0.0"),
+    ("one version ran: the release published just before it", ["1.2.0", "1.2.0"],
+     ["1.0.0", "1.1.0", "1.2.0", "1.3.0"], "1.1.0"),
+])
+def test_previous_over_a_ledger_of_several_releases(world: World, monkeypatch: pytest.MonkeyPatch, case: str,
+                                                    history: list[str], published: list[str], expected: str) -> None:
+    aws = _aws(world, monkeypatch)
+    plan = COMPILED.plan
+    service = plan.service("worker")._replace(name=f"svc{abs(hash(case)) % 10**8}")  # a ledger of its own
+    target = Target("staging", "us-east-1", "111111111111")
+    for version in history:
+        ledger.record(aws, service, target, ledger.Entry(version, "c" * 40, "sha256:" + "0" * 64, "t", "me",
+                                                         "deploy"))
+    s3 = aws.client("s3", "us-east-1")
+    s3.create_bucket(Bucket=plan.release_bucket)
+    for old in s3.list_objects_v2(Bucket=plan.release_bucket).get("Contents", []):
+        s3.delete_object(Bucket=plan.release_bucket, Key=old["Key"])
+    for version in published:
+        s3.put_object(Bucket=plan.release_bucket, Key=f"releases/{version}/release.json", Body=b"{}")
+    request = deploy.Request("staging", deploy.PREVIOUS, action="rollback")
+    assert deploy._target_version(aws, Bundles(aws, plan), service, target, request) == expected
+
+
+@pytest.mark.parametrize(("history", "message"), [
+    ([], "was never deployed to staging us-east-1, so there is no previous version"),
+    (["1.0.0"], "no release before 1.0.0 exists for"),
+])
+def test_previous_without_an_earlier_version_is_refused(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                        history: list[str], message: str) -> None:
+    aws = _aws(world, monkeypatch)
+    plan = COMPILED.plan
+    service = plan.service("worker")._replace(name=f"none{len(history)}")
+    target = Target("staging", "us-east-1", "111111111111")
+    for version in history:
+        ledger.record(aws, service, target, ledger.Entry(version, "c" * 40, "d", "t", "me", "deploy"))
+    aws.client("s3", "us-east-1").create_bucket(Bucket=plan.release_bucket)
+    with pytest.raises(PipecError) as caught:
+        deploy._target_version(aws, Bundles(aws, plan), service, target,
+                               deploy.Request("staging", deploy.PREVIOUS, action="rollback"))
+    [found] = caught.value.diagnostics
+    assert found.code == "PC609" and message in found.message
+    assert caught.value.exit_code == 4
+
+
+# ---------------------------------------------------------------- retries against a server that throttles
+
+
+class Throttling(http.server.BaseHTTPRequestHandler):
+    """An SSM endpoint that throttles the first `throttles` requests, then answers."""
+
+    throttles = 0
+    seen = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).seen += 1
+        if type(self).seen <= type(self).throttles:
+            self._answer(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+        else:
+            value = json.dumps({"version": "1.2.0", "commit": "c", "digest": "d", "at": "t", "by": "b",
+                                "action": "deploy"})
+            self._answer(200, {"Parameter": {"Name": "/pipec/x", "Value": value, "Version": 3, "Type": "String"}})
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def throttling(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Throttling]]:
+    """The server on 127.0.0.1, and botocore's own retry handler in the path, only without its sleeps."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Throttling)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
+                       "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        monkeypatch.setenv(key, value)
+    Throttling.seen = 0
+    try:
+        yield Throttling
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_throttled_requests_are_retried(throttling: type[Throttling]) -> None:
+    throttling.throttles = 3
+    entry = ledger.current(Aws(), COMPILED.plan.service("api"), Target("staging", "us-east-1", "111111111111"))
+    assert entry is not None and entry.version == "1.2.0"
+    assert throttling.seen == 4
+
+
+def test_throttling_that_outlasts_the_retries_is_reported(throttling: type[Throttling]) -> None:
+    throttling.throttles = 100
+    with pytest.raises(PipecError) as caught:
+        ledger.current(Aws(), COMPILED.plan.service("api"), Target("staging", "us-east-1", "111111111111"))
+    [found] = caught.value.diagnostics
+    assert found.code == "PC608"
+    assert found.message == ("reading /pipec/stigg/staging/api: AWS is throttling the requests "
+                             "(ThrottlingException), even after retries")
+    assert throttling.seen == 9  # the first try and the eight retries pipec's clients allow

@@ -100,3 +100,10 @@ def templates_of(folder: Path) -> list[Path]:
 
 def workflows_of(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.yml") if "workflows" in p.parts)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The golden-update switch rewrites expected outputs instead of comparing them: never under CI."""
+    if os.environ.get("PIPEC_UPDATE_GOLDEN") and os.environ.get("CI"):
+        raise pytest.UsageError("PIPEC_UPDATE_GOLDEN is set under CI: the golden tests would rewrite their "
+                                "expected outputs instead of checking them")

@@ -17,7 +17,7 @@ import pytest
 from pipec.diagnostics import PipecError
 from pipec.emit import emit
 from pipec.render.output import Output
-from tests.conftest import EXAMPLE, cli, pipec_process, snapshot
+from tests.conftest import EXAMPLE, Run, cli, pipec_process, snapshot
 
 
 def _build(workdir: Path) -> None:
@@ -303,6 +303,11 @@ def _repository(workdir: Path) -> None:
     _git("commit", "-q", "-m", "base", cwd=workdir)
 
 
+def _ok(result: Run) -> str:
+    assert (result.exit_code, result.stderr) == (0, ""), result.stderr
+    return result.stdout
+
+
 def test_diff_against_a_git_ref(workdir: Path) -> None:
     _repository(workdir)
     spec = workdir / "pipeline.yaml"
@@ -319,12 +324,12 @@ def test_diff_against_a_git_ref(workdir: Path) -> None:
     assert "production us-east-1 exports: stack added\n" in text.stdout
     assert "~ trigger workflow_dispatch: inputs.service" in text.stdout
 
-    markdown = cli("diff", "--against", "main", "--format", "markdown", cwd=workdir).stdout
+    markdown = _ok(cli("diff", "--against", "main", "--format", "markdown", cwd=workdir))
     assert "### production" in markdown
     assert "| eu-west-1 | api | changed<br>`~ MaxCount: 12 -> 20` |" in markdown
     assert "| us-east-1 | exports | added |" in markdown
 
-    data = json.loads(cli("diff", "--against", "main", "--format", "json", cwd=workdir).stdout)
+    data = json.loads(_ok(cli("diff", "--against", "main", "--format", "json", cwd=workdir)))
     changed = {(s["env"], s["region"], s["stack"]): s for s in data["stacks"]}
     assert changed[("production", "eu-west-1", "api")]["parameters"] == [
         {"kind": "changed", "what": "MaxCount", "detail": "12 -> 20"}]
@@ -344,14 +349,14 @@ def test_diff_against_something_that_git_would_read_as_an_option_is_refused(work
 def test_diff_of_a_template_change_is_structural(workdir: Path) -> None:
     _build(workdir)
     _edit(workdir / "pipeline.yaml", "    timeout: 15\n", "    timeout: 20\n")
-    out = cli("diff", cwd=workdir).stdout
+    out = _ok(cli("diff", cwd=workdir))
     assert "staging us-east-1 webhooks: stack changed\n    ~ resource Function (AWS::Lambda::Function): " \
            "Properties.Timeout\n" in out
 
 
 def test_diff_reports_no_change(workdir: Path) -> None:
     _build(workdir)
-    assert cli("diff", cwd=workdir).stdout == "pipec diff: no changes\n"
+    assert _ok(cli("diff", cwd=workdir)) == "pipec diff: no changes\n"
 
 
 def test_diff_outside_a_repository_says_so(workdir: Path) -> None:

@@ -77,3 +77,15 @@ def test_error_case(case: str, tmp_path: Path) -> None:
     if result.exit_code != 0:
         # A failed build never touches generated/.
         assert snapshot(tmp_path / "generated") == before
+
+
+def test_the_golden_update_switch_is_refused_under_ci() -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CI": "true", "PIPEC_UPDATE_GOLDEN": "1"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "--collect-only", "-q",
+                           "tests/test_errors.py"], cwd=REPO, env=env, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "PIPEC_UPDATE_GOLDEN is set under CI" in done.stderr

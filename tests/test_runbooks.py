@@ -38,16 +38,29 @@ def _runbooks(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
-def test_every_pipec_command_of_every_runbook_parses(name: str, built: dict[str, Path]) -> None:
-    """Flags are checked by the real command line (a renamed flag fails here)."""
+def test_every_pipec_command_of_every_runbook_is_a_valid_request(name: str, built: dict[str, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command runs with its real arguments, every value checked, as far as the first call to AWS (which
+    nobody answers here): a renamed flag exits 2, an unknown environment or service 1; only a valid request
+    gets to ask AWS."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)  # retries, no waits
     runbooks = _runbooks(built[name])
     assert runbooks
+    nobody = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
     for env, text in runbooks.items():
         found = commands(text, "pipec")
         assert {c[1] for c in found} >= {"status", "history", "rollback"}, env
         for command in found:
-            result = cli(*command[1:], "--help", cwd=built[name])
-            assert result.exit_code == 0, (env, command, result.stderr)
+            result = cli(*command[1:], cwd=built[name], env=nobody)
+            assert (result.exit_code, "error[PC616]: " in result.stderr) == (4, True), (command, result.stderr)
+
+
+def test_the_request_check_above_can_fail(built: dict[str, Path]) -> None:
+    nobody = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    assert cli("status", "--env", "nosuch", cwd=built["example"], env=nobody).exit_code == 1
+    assert cli("status", "--format", "bogus", cwd=built["example"], env=nobody).exit_code == 2
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -64,13 +77,25 @@ def test_gh_commands_name_real_workflows_and_inputs(name: str, built: dict[str, 
             assert given["service"] in inputs["service"]["options"]
 
 
-def _template_names(plan: Any, env: str) -> dict[str, set[str]]:
-    """Names the service templates create in an environment, by kind."""
-    names: dict[str, set[str]] = {"codedeploy": set(), "alarm": set(), "cluster": set()}
-    for service in plan.services:
-        resolved = service.sub_name.replace("${Environment}", env)
-        names["alarm"] |= {f"{resolved}-{a.key}" for a in service.alarms}
-        (names["codedeploy"] if service.kind == "lambda" else names["cluster"]).add(resolved)
+_NAMED = {"AWS::CloudWatch::Alarm": ("alarm", "AlarmName"), "AWS::ECS::Cluster": ("cluster", "ClusterName"),
+          "AWS::CodeDeploy::Application": ("codedeploy", "ApplicationName"),
+          "AWS::CodeDeploy::DeploymentGroup": ("codedeploy", "DeploymentGroupName"),
+          "AWS::ECS::Service": ("service", "ServiceName"), "AWS::SNS::Topic": ("topic", "TopicName")}
+
+
+def _template_names(folder: Path, env: str) -> dict[str, set[str]]:
+    """Names the rendered service templates give their resources in an environment, by kind: read from the
+    templates themselves, not from the plan the runbook is made from."""
+    names: dict[str, set[str]] = {kind: set() for kind, _ in _NAMED.values()}
+    templates = folder / "generated" / "cloudformation"
+    for path in [templates / "bootstrap.yaml", *sorted((templates / "services").glob("*.yaml"))]:
+        template = parse(Output(path.as_posix(), path.read_text()))
+        for resource in template["Resources"].values():
+            if resource["Type"] in _NAMED:
+                kind, key = _NAMED[resource["Type"]]
+                value = resource["Properties"][key]
+                text = value["Fn::Sub"] if isinstance(value, dict) else value
+                names[kind].add(text.replace("${Environment}", env))
     return names
 
 
@@ -90,9 +115,14 @@ def test_runbook_commands_work_against_aws(workdir: Path) -> None:
             for command in commands(text, "pipec"):
                 result = cli(*command[1:], cwd=workdir, env=world.env(env.account))
                 assert result.exit_code == 0, (command, result.stdout, result.stderr)
-            declared = _template_names(plan, env_name)
+            declared = _template_names(workdir, env_name)
             for command in commands(text, "aws"):
                 _check_aws(world, env.account, command, declared, plan, env_name)
+            # Every name of this environment the runbook quotes is one a template gives or a stack that exists.
+            quoted = set(re.findall(rf"`({re.escape(env.alarm_prefix)}[a-z0-9-]+)`", text))
+            stacks = {s["StackName"] for region in env.regions
+                      for s in world.client("cloudformation", env.account, region).describe_stacks()["Stacks"]}
+            assert len(quoted) > 5 and quoted - set().union(*declared.values()) - stacks == set()
 
 
 def _option(command: list[str], name: str) -> str:
@@ -108,7 +138,7 @@ def _check_aws(world: World, account: str, command: list[str], declared: dict[st
         world.client("ssm", account, region).get_parameter(Name=_option(command, "--name"))
     elif (service, action) == ("ecs", "describe-services"):
         cluster = _option(command, "--cluster")
-        assert cluster in declared["cluster"]
+        assert cluster in declared["cluster"] and _option(command, "--services") in declared["service"]
         found = world.client("ecs", account, region).describe_services(cluster=cluster,
                                                                        services=[_option(command, "--services")])
         assert found["services"], command

@@ -168,5 +168,18 @@ def test_every_action_is_pinned_with_its_version(built: dict[str, Path]) -> None
             for line in workflow.read_text().splitlines():
                 if "uses:" in line:
                     assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
-                if "actions/checkout" in line:
-                    assert "persist-credentials: false" in workflow.read_text()
+
+
+
+def test_every_checkout_step_drops_the_token(built: dict[str, Path]) -> None:
+    """Each checkout step on its own says persist-credentials: false (one saying it must not cover another)."""
+    checkouts = 0
+    for folder in built.values():
+        for workflow in workflows_of(folder):
+            data = parse(Output(workflow.as_posix(), workflow.read_text()))
+            for job in data["jobs"].values():
+                for step in job.get("steps", []):
+                    if str(step.get("uses", "")).startswith("actions/checkout@"):
+                        checkouts += 1
+                        assert step.get("with", {}).get("persist-credentials") is False, (workflow, job["name"])
+    assert checkouts > 20

@@ -170,6 +170,9 @@ def test_parameter_files_that_differ_in_keys_are_refused(case: str, change: Any)
 # ---------------------------------------------------------------- the swap, killed at every step
 
 
+_MOST_STEPS = 400
+
+
 class Killed(BaseException):
     """What a SIGKILL does to a build: it stops between two system calls, and no cleanup code runs."""
 
@@ -256,15 +259,15 @@ def test_a_build_killed_at_any_step_leaves_the_old_or_the_new_tree(trees: dict[s
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     new, new_sha = trees["new"]
     states: set[str] = set()
-    stop_at = 0
-    while True:
-        stop_at += 1
+    renames: list[tuple[Any, ...]] = []
+    for stop_at in range(1, _MOST_STEPS):
         repo = trees["tmp"] / f"run-{stop_at}"
         shutil.copytree(trees["pristine"], repo)
         layout = emit.Layout(repo, repo / "generated")
         steps = Steps(stop_at, renameat2=renameat2)
         with monkeypatch.context() as patch:
             steps.install(patch)
+            patch.setattr(os, "rename", _recording(renames, os.rename))
             try:
                 emit.write(new, layout, new_sha)
                 finished = True
@@ -278,10 +281,21 @@ def test_a_build_killed_at_any_step_leaves_the_old_or_the_new_tree(trees: dict[s
         shutil.rmtree(repo)
         if finished:
             break
+    else:
+        raise AssertionError(f"the build took more than {_MOST_STEPS} steps")
     assert stop_at > 10  # the build was really stopped at many places
     assert {"old", "new"} <= states
-    if not renameat2:
+    if renameat2:  # one atomic exchange: never a moment without the tree, never a plain rename
+        assert ("moved away" not in states, renames) == (True, [])
+    else:
         assert "moved away" in states  # the window between the two renames was hit, and recovered from
+
+
+def _recording(calls: list[tuple[Any, ...]], function: Callable[..., Any]) -> Callable[..., Any]:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return function(*args, **kwargs)
+    return recorded
 
 
 def _state_after_kill(repo: Path, trees: dict[str, Any]) -> str:
@@ -294,6 +308,61 @@ def _state_after_kill(repo: Path, trees: dict[str, Any]) -> str:
     moved = [p for p in repo.iterdir() if ".pipec-old-" in p.name]
     assert len(moved) == 1 and snapshot(moved[0]) == trees["old_tree"], "a killed build lost the tree"
     return "moved away"
+
+
+def test_what_pipec_does_not_own_survives_every_rebuild(trees: dict[str, Any]) -> None:
+    """A team's own files in generated/ stay as they are: nested, empty folders, links, beside pipec's files."""
+    repo = trees["pristine"]
+    output = repo / "generated"
+    (output / "notes" / "deep").mkdir(parents=True)
+    (output / "notes" / "deep" / "todo.txt").write_text("ours")
+    (output / "empty" / "inner").mkdir(parents=True)
+    (output / "runbooks" / "extra.md").write_text("ours too")
+    (output / "link").symlink_to("runbooks/extra.md")
+    (output / "dangling").symlink_to("nowhere")
+    new, new_sha = trees["new"]
+    emit.write(new, emit.Layout(repo, output), new_sha)
+    assert (output / "notes" / "deep" / "todo.txt").read_text() == "ours"
+    assert (output / "empty" / "inner").is_dir() and list((output / "empty" / "inner").iterdir()) == []
+    assert (output / "runbooks" / "extra.md").read_text() == "ours too"
+    assert os.readlink(output / "link") == "runbooks/extra.md" and os.readlink(output / "dangling") == "nowhere"
+    owned = {k: v for k, v in snapshot(output).items() if k not in ("notes/deep/todo.txt", "runbooks/extra.md",
+                                                                        "link")}
+    assert owned == trees["new_tree"]
+
+
+@pytest.mark.parametrize(("error", "code"), [(22, None), (13, "PC508")], ids=["EINVAL: fall back", "EACCES: refuse"])
+def test_an_exchange_the_file_system_refuses(trees: dict[str, Any], monkeypatch: pytest.MonkeyPatch, error: int,
+                                            code: str | None) -> None:
+    """renameat2 that the file system does not support falls back to two renames; any other refusal fails the
+    build with the old tree in place."""
+    real = ctypes.CDLL
+
+    class Refusing:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._library = real(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            if name != "renameat2":
+                return getattr(self._library, name)
+
+            def refuse(*args: Any) -> int:
+                ctypes.set_errno(error)
+                return -1
+            return refuse
+
+    monkeypatch.setattr(ctypes, "CDLL", Refusing)
+    repo = trees["pristine"]
+    new, new_sha = trees["new"]
+    if code is None:
+        emit.write(new, emit.Layout(repo, repo / "generated"), new_sha)
+        assert snapshot(repo / "generated") == trees["new_tree"]
+    else:
+        with pytest.raises(PipecError) as caught:
+            emit.write(new, emit.Layout(repo, repo / "generated"), new_sha)
+        assert [d.code for d in caught.value.diagnostics] == [code]
+        assert snapshot(repo / "generated") == trees["old_tree"]
+    assert _leftovers(repo) == []
 
 
 # ---------------------------------------------------------------- two builds at once

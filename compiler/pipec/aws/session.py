@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,27 +74,41 @@ def message_of(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Message", "")) or str(exc)
 
 
-@contextmanager
-def errors(what: str = "") -> Iterator[None]:
-    """Turn botocore's exceptions into one PipecError with a hint (exit code 4)."""
+class errors:  # noqa: N801 - used like a function: `with errors("reading x"):`
+    """Turn botocore's exceptions into one PipecError with a hint (exit code 4). (A class, not a generator:
+    mutation testing skips decorated functions.)"""
+
+    def __init__(self, what: str = "") -> None:
+        self.prefix = f"{what}: " if what else ""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        """Never swallows: a botocore failure leaves as its PipecError, anything else as itself."""
+        if exc is None or isinstance(exc, PipecError) or not isinstance(exc, Exception):
+            return
+        found = translate(exc, self.prefix)
+        if found is not None:
+            raise found from None
+
+
+def translate(exc: Exception, prefix: str) -> PipecError | None:
+    """The PipecError a botocore exception means, or None for anything else (it is a bug, reported as one)."""
     from botocore import exceptions
 
-    prefix = f"{what}: " if what else ""
-    try:
-        yield
-    except PipecError:
-        raise
-    except (exceptions.NoCredentialsError, exceptions.PartialCredentialsError):
-        raise fail("PC601", "no AWS credentials were found", hint="sign in (e.g. `aws sso login`), export "
-                   "AWS_PROFILE, or run inside the GitHub workflow, which assumes the deploy role") from None
-    except exceptions.TokenRetrievalError:
-        raise fail("PC601", "the AWS session has expired", hint="sign in again (e.g. `aws sso login`)") from None
-    except (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError,
-            exceptions.ReadTimeoutError) as exc:
-        raise fail("PC616", f"{prefix}cannot reach AWS: {exc}", hint="check the network, the region, and "
-                   "AWS_ENDPOINT_URL if it is set") from None
-    except exceptions.ClientError as exc:
-        raise client_error(exc, prefix) from None
+    if isinstance(exc, (exceptions.NoCredentialsError, exceptions.PartialCredentialsError)):
+        return fail("PC601", "no AWS credentials were found", hint="sign in (e.g. `aws sso login`), export "
+                    "AWS_PROFILE, or run inside the GitHub workflow, which assumes the deploy role")
+    if isinstance(exc, exceptions.TokenRetrievalError):
+        return fail("PC601", "the AWS session has expired", hint="sign in again (e.g. `aws sso login`)")
+    if isinstance(exc, (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError,
+                        exceptions.ReadTimeoutError)):
+        return fail("PC616", f"{prefix}cannot reach AWS: {exc}", hint="check the network, the region, and "
+                    "AWS_ENDPOINT_URL if it is set")
+    if isinstance(exc, exceptions.ClientError):
+        return client_error(exc, prefix)
+    return None
 
 
 def client_error(exc: Exception, prefix: str = "") -> PipecError:

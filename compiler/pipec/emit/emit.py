@@ -14,8 +14,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -299,29 +297,40 @@ def _recover(output: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def _locked(output: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the output's parent folder, so two builds never interleave."""
-    parent = output.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(parent, os.O_RDONLY)
-    except OSError as exc:
-        raise _os_error(exc, parent) from None
-    try:
+class _locked:  # noqa: N801 - used like a function: `with _locked(output):`
+    """Hold an exclusive lock on the output's parent folder, so two builds never interleave. (A class, not a
+    generator: mutation testing skips decorated functions.)"""
+
+    def __init__(self, output: Path) -> None:
+        self.parent = output.parent
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.parent, os.O_RDONLY)
+        except OSError as exc:
+            raise _os_error(exc, self.parent) from None
+        try:
+            self._wait()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _wait(self) -> None:
         deadline = time.monotonic() + _LOCK_TIMEOUT
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise fail("PC504", f"another pipec build has held {parent} for {_LOCK_TIMEOUT:.0f}s",
+                    raise fail("PC504", f"another pipec build has held {self.parent} for {_LOCK_TIMEOUT:.0f}s",
                                hint="wait for it to finish") from None
                 time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 def _write_external(want: Desired, owned: Owned, layout: Layout, result: Written) -> None:

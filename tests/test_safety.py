@@ -71,6 +71,24 @@ def _remove_groups(parsed: dict[str, Any]) -> None:
     del parsed[WEBHOOKS]["Resources"]["DeploymentGroup"]
 
 
+_VERSION = ("alias LiveAlias must point at an AWS::Lambda::Version whose description carries ${Version} and that "
+            "is retained")
+_GROUP = "deployment group DeploymentGroup must be BLUE_GREEN with traffic control and roll back when an alarm fires"
+_CONTROLLER = "ECS service Service must use the ECS deployment controller, or its circuit breaker and alarms are ignored"
+_ROLLBACK = "ECS service Service must roll back on its circuit breaker and on its alarms"
+_TRUST = "role DeployRole must trust GitHub only with aud=sts.amazonaws.com and one exact sub"
+EXPECTED = {  # what each guard says, by the first words of the case
+    "alias on": _VERSION, "version": _VERSION, "alias not shifted": "alias LiveAlias is not shifted by CodeDeploy",
+    "no deployment group": "a Lambda service has no CodeDeploy deployment group", "PC302": _GROUP,
+    "not on the ECS controller": _CONTROLLER, "PC303": _ROLLBACK, "PC305": _TRUST,
+    "PC306": "a service template must not have Conditions: environments may differ only in parameter values",
+}
+
+
+def _expected(case: str, code: str) -> str:
+    return next((m for key, m in EXPECTED.items() if case.startswith(key) or key in case), EXPECTED.get(code, ""))
+
+
 GUARD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     # PC301: the alias points at a per-release, retained version and is shifted by CodeDeploy
     ("alias on $LATEST", _set(_props["LiveAlias"], "FunctionVersion", "$LATEST"), "PC301"),
@@ -129,7 +147,10 @@ def test_every_clause_of_every_guard_fails_alone(case: str, mutate: Callable[[di
     mutate(parsed)
     with pytest.raises(PipecError) as caught:
         guards.check(COMPILED.plan, parsed)
-    assert [d.code for d in caught.value.diagnostics] == [code]
+    file = BOOTSTRAP if code == "PC305" else next(
+        (path for path in (API, WORKER) if path in case), API if code in ("PC303", "PC306") else WEBHOOKS)
+    assert [(d.code, d.file, d.message, d.hint) for d in caught.value.diagnostics] == [
+        (code, file, _expected(case, code), "this is a bug in pipec's templates; please report it")]
     assert caught.value.exit_code == 70
 
 

@@ -74,7 +74,8 @@ def _remove_groups(parsed: dict[str, Any]) -> None:
 _VERSION = ("alias LiveAlias must point at an AWS::Lambda::Version whose description carries ${Version} and that "
             "is retained")
 _GROUP = "deployment group DeploymentGroup must be BLUE_GREEN with traffic control and roll back when an alarm fires"
-_CONTROLLER = "ECS service Service must use the ECS deployment controller, or its circuit breaker and alarms are ignored"
+_CONTROLLER = ("ECS service Service must use the ECS deployment controller, or its circuit breaker and alarms are "
+               "ignored")
 _ROLLBACK = "ECS service Service must roll back on its circuit breaker and on its alarms"
 _TRUST = "role DeployRole must trust GitHub only with aud=sts.amazonaws.com and one exact sub"
 EXPECTED = {  # what each guard says, by the first words of the case

@@ -556,3 +556,77 @@ def test_throttling_that_outlasts_the_retries_is_reported(throttling: type[Throt
     assert found.message == ("reading /pipec/stigg/staging/api: AWS is throttling the requests "
                              "(ThrottlingException), even after retries")
     assert throttling.seen == 9  # the first try and the eight retries pipec's clients allow
+
+
+# ---------------------------------------------------------------- what check and a failed write say
+
+
+def test_check_reports_each_finding_with_its_reason_and_a_diff(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    layout = emit.Layout(repo, repo / "generated")
+    new, new_sha = trees["new"]
+    (repo / "generated" / "runbooks" / "staging.md").unlink()
+    edited = repo / "generated" / "README.md"
+    edited.write_text(edited.read_text().replace("# Delivery pipeline", "# Our pipeline"))
+    (repo / "generated" / "cloudformation" / "services" / "api.yaml").rename(repo / "generated" / "gone.yaml")
+    manifest = json.loads((repo / "generated" / "manifest.json").read_text())
+    manifest["files"]["gone.yaml"] = "0" * 64
+    (repo / "generated" / "manifest.json").write_text(json.dumps(manifest))
+    outcome = emit.check(new, layout, new_sha)
+    assert not outcome.ok
+    found = {(f.status, Path(f.path).name) for f in outcome.findings}
+    assert found == {("missing", "staging.md"), ("edited", "README.md"), ("missing", "api.yaml"),
+                     ("extra", "gone.yaml"), ("stale", "api.json"), ("stale", "worker.json")}
+    report = outcome.report()
+    lines = report.splitlines()
+    assert lines[0] == f"pipec: {len(outcome.findings)} generated file(s) do not match pipeline.yaml:"
+    assert any(line.startswith("  edited   ") and line.endswith("README.md  (someone edited it by hand)")
+               for line in lines)
+    assert any(line.endswith("staging.md  (pipec generates it, but it is not there)") for line in lines)
+    assert any(line.endswith("gone.yaml  (pipec no longer generates it)") for line in lines)
+    assert any(line.endswith("api.json  (pipeline.yaml changed since it was generated)") for line in lines)
+    assert "-# Our pipeline of stigg\n+# Delivery pipeline of stigg\n" in report
+    assert lines[-1] == "Edit pipeline.yaml (never the generated files) and run `pipec build`."
+    assert outcome.checked == len(new) + 1
+
+
+def test_a_long_difference_is_cut_after_forty_lines(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    new, new_sha = trees["new"]
+    target = repo / "generated" / "cloudformation" / "bootstrap.yaml"
+    target.write_text("".join(f"line {i}\n" for i in range(200)))
+    finding = next(f for f in emit.check(new, emit.Layout(repo, repo / "generated"), new_sha).findings
+                   if f.path.endswith("bootstrap.yaml"))
+    lines = finding.diff.splitlines()
+    assert len(lines) == 41 and lines[-1].startswith("... ") and lines[-1].endswith(" more diff lines")
+    assert lines[0].endswith("bootstrap.yaml (on disk)") and lines[1].endswith("bootstrap.yaml (from pipeline.yaml)")
+
+
+def test_an_up_to_date_tree_checks_clean(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    old, old_sha = trees["old"]
+    outcome = emit.check(old, emit.Layout(repo, repo / "generated"), old_sha)
+    assert (outcome.ok, outcome.findings) == (True, [])
+    assert outcome.report() == f"pipec: {len(old) + 1} generated files match pipeline.yaml\n"
+
+
+@pytest.mark.parametrize(("error", "code", "message"), [
+    (28, "PC503", "the disk is full while writing /w; nothing was changed"),
+    (13, "PC508", "/w/f cannot be written: Permission denied"),
+    (1, "PC508", "/w/f cannot be written: Operation not permitted"),
+    (30, "PC508", "/w/f cannot be written: Read-only file system"),
+    (36, "PC508", "/w/f: File name too long; nothing was changed"),
+])
+def test_each_write_failure_says_what_happened(error: int, code: str, message: str) -> None:
+    found = emit._os_error(OSError(error, os.strerror(error), "/w/f"), Path("/w"))
+    [diagnostic] = found.diagnostics
+    assert (diagnostic.code, diagnostic.message) == (code, message)
+    assert found.exit_code == 1
+
+
+def test_read_tree_gives_the_text_of_every_owned_file(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    old, _ = trees["old"]
+    (repo / "generated" / "keep.txt").write_text("not pipec's")
+    tree = emit.read_tree(emit.Layout(repo, repo / "generated"))
+    assert tree == {o.path: o.text for o in old}

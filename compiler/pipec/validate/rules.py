@@ -273,11 +273,12 @@ def networks(spec: Spec, doc: Document) -> Found:
 
 
 def certificates(spec: Spec, doc: Document) -> Found:
-    with_certs = [n for n, e in spec.environments.items() if e.certificates]
+    # A certificate for a region the environment does not deploy to is PC203's to report, not HTTPS.
+    with_certs = [n for n, e in spec.environments.items() if set(e.certificates) & set(e.regions)]
     if not with_certs or not any(isinstance(s, EcsService) and s.port for s in spec.services.values()):
         return
     for name, env in spec.environments.items():
-        missing = [r for r in env.regions if r not in env.certificates]
+        missing = [r for r in dict.fromkeys(env.regions) if r not in env.certificates]
         if missing:
             yield doc.diagnostic("PC213", ("environments", name), f'environment "{name}" has no certificate for '
                                  f"{', '.join(missing)}, but {with_certs[0]} serves HTTPS",

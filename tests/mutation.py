@@ -39,7 +39,7 @@ SCOPE = {
 }
 TESTS = ["tests/test_cloudformation.py", "tests/test_emit.py", "tests/test_aws.py", "tests/test_aws_failures.py",
          "tests/test_validate.py", "tests/test_errors.py", "tests/test_adversarial.py", "tests/test_safety.py",
-         "tests/test_session.py", "tests/test_plan.py"]
+         "tests/test_session.py", "tests/test_plan.py", "tests/test_ledger.py"]
 # Tests that judge through another process (validators, a whole `pipec`, the demo): an in-process mutant is
 # invisible to them, so they only cost time here.
 _SUBPROCESS_ONLY = ("not checkov and not every_parameter_file and not demo_runs and not hash_seed "

@@ -1,0 +1,91 @@
+"""The version ledger against a real moto server: what a record holds, in which order history comes back (across
+SSM's pages), what `current` is, and how a value pipec did not write is read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipec.aws import ledger
+from pipec.aws.session import Aws
+from pipec.plan.model import Target
+from tests.aws_world import World, moto_server
+from tests.test_plan import PLAN
+
+TARGET = Target("staging", "us-east-1", "111111111111")
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with moto_server() as url:
+        yield World(url)
+
+
+@pytest.fixture
+def aws(world: World, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    for key, value in world.env("111111111111").items():
+        monkeypatch.setenv(key, value)
+    return Aws()
+
+
+def _service(name: str) -> Any:
+    return PLAN.service("api")._replace(name=name)
+
+
+def _entry(version: str, action: str = "deploy") -> ledger.Entry:
+    return ledger.Entry(version, "a" * 40, "sha256:" + "b" * 64, f"2026-12-01T10:00:0{version[-1]}.000Z",
+                        "alice via run", action)
+
+
+def test_a_record_is_one_sorted_json_value_of_a_standard_string_parameter(aws: Aws) -> None:
+    service = _service("recorded")
+    ledger.record(aws, service, TARGET, _entry("1.0.0"))
+    found = aws.client("ssm", "us-east-1").get_parameter(Name="/pipec/stigg/staging/recorded")["Parameter"]
+    assert found["Type"] == "String"
+    assert found["Value"] == json.dumps({"action": "deploy", "at": "2026-12-01T10:00:00.000Z", "by": "alice via run",
+                                         "commit": "a" * 40, "digest": "sha256:" + "b" * 64, "version": "1.0.0"},
+                                        sort_keys=True)
+    described = aws.client("ssm", "us-east-1").describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": ["/pipec/stigg/staging/recorded"]}])["Parameters"][0]
+    assert described["Description"] == "pipec deployment ledger of recorded in staging"
+    assert described["Tier"] == "Standard"
+
+
+def test_history_is_every_deployment_newest_first_and_current_the_newest(aws: Aws) -> None:
+    service = _service("history")
+    assert ledger.current(aws, service, TARGET) is None
+    assert ledger.history(aws, service, TARGET) == []
+    versions = [f"1.{i}.0" for i in range(60)]  # more than one page of SSM's history (50)
+    for version in versions:
+        ledger.record(aws, service, TARGET, _entry(version))
+    history = ledger.history(aws, service, TARGET)
+    assert [e.version for e in history] == versions[::-1]
+    assert history[0] == ledger.Entry("1.59.0", "a" * 40, "sha256:" + "b" * 64, "2026-12-01T10:00:00.000Z",
+                                      "alice via run", "deploy", "staging", "us-east-1", "history")
+    assert ledger.current(aws, service, TARGET) == history[0]
+
+
+def test_a_rollback_is_recorded_as_one(aws: Aws) -> None:
+    service = _service("rolled")
+    ledger.record(aws, service, TARGET, _entry("1.1.0"))
+    ledger.record(aws, service, TARGET, _entry("1.0.0", action="rollback"))
+    assert [(e.version, e.action) for e in ledger.history(aws, service, TARGET)] == [("1.0.0", "rollback"),
+                                                                                     ("1.1.0", "deploy")]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("not json", ("not json", "", "", "", "", "unknown")),
+    ('["a list"]', ('["a list"]', "", "", "", "", "unknown")),
+    ('{"version": "2.0.0"}', ("2.0.0", "", "", "", "", "")),
+])
+def test_a_value_pipec_did_not_write_is_shown_as_it_is(aws: Aws, value: str,
+                                                        expected: tuple[str, ...]) -> None:
+    service = _service(f"foreign{abs(hash(value)) % 1000}")
+    aws.client("ssm", "us-east-1").put_parameter(Name=service.ledger_for("staging"), Value=value, Type="String")
+    found = ledger.current(aws, service, TARGET)
+    assert found is not None
+    assert (found.version, found.commit, found.digest, found.at, found.by, found.action) == expected
+    assert (found.env, found.region, found.service) == ("staging", "us-east-1", service.name)

@@ -118,9 +118,9 @@ def test_a_bug_is_reported_without_a_traceback(workdir: Path, monkeypatch: pytes
 
     monkeypatch.setattr(pipec.build, "validate_only", broken)
     result = cli("validate", "pipeline.yaml", cwd=workdir)
-    assert result.exit_code == 70
-    assert result.stderr.startswith("pipec: internal error: ValueError: boom\nThis is a bug in pipec")
-    assert "Traceback" not in result.stderr
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        70, "", "pipec: internal error: ValueError: boom\n"
+                "This is a bug in pipec; rerun with PIPEC_DEBUG=1 for details and report it.\n")
 
 
 def test_interrupt_exits_130(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,8 +131,7 @@ def test_interrupt_exits_130(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(pipec.build, "validate_only", interrupted)
     result = cli("validate", "pipeline.yaml", cwd=workdir)
-    assert result.exit_code == 130
-    assert "interrupted" in result.stderr
+    assert (result.exit_code, result.stdout, result.stderr) == (130, "", "\npipec: interrupted\n")
 
 
 def test_the_committed_generated_tree_matches_the_example() -> None:

@@ -185,8 +185,8 @@ def test_parameter_files_that_differ_in_keys_are_refused(case: str, change: Any)
         plan = _with_stack_values("api", 1, change)
     with pytest.raises(PipecError) as caught:
         guards.check(plan, copy.deepcopy(PARSED))
-    assert [(d.code, d.message) for d in caught.value.diagnostics] == [
-        ("PC306", "the parameter files of api differ in keys")]
+    assert [(d.code, d.file, d.message) for d in caught.value.diagnostics] == [
+        ("PC306", API, "the parameter files of api differ in keys")]
 
 
 # ---------------------------------------------------------------- the swap, killed at every step
@@ -630,3 +630,61 @@ def test_read_tree_gives_the_text_of_every_owned_file(trees: dict[str, Any]) -> 
     (repo / "generated" / "keep.txt").write_text("not pipec's")
     tree = emit.read_tree(emit.Layout(repo, repo / "generated"))
     assert tree == {o.path: o.text for o in old}
+
+
+# ---------------------------------------------------------------- guards on output that lacks what they read
+
+
+def _without(path: str, *keys: str) -> Callable[[dict[str, Any]], None]:
+    def drop(parsed: dict[str, Any]) -> None:
+        node = parsed[path]
+        for key in keys[:-1]:
+            node = node[key]
+        del node[keys[-1]]
+    return drop
+
+
+def _prepend_service_statement(parsed: dict[str, Any]) -> None:
+    """A service statement first, then a federated one with a wildcard: the guard must not stop at the first."""
+    statements = _deploy_trust(parsed)
+    document = parsed[BOOTSTRAP]["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]
+    bad = copy.deepcopy(statements)
+    bad["Condition"]["StringEquals"][_SUB] = "repo:stiggio/pricing-api:*"
+    document["Statement"] = [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                              "Action": "sts:AssumeRole"}, bad]
+
+
+@pytest.mark.parametrize(("case", "mutate", "expected"), [
+    ("a service template without resources", _without(WEBHOOKS, "Resources"),
+     [("PC302", WEBHOOKS, "a Lambda service has no CodeDeploy deployment group")]),
+    ("a rollback configuration without events", _without(WEBHOOKS, "Resources", "DeploymentGroup", "Properties",
+                                                          "AutoRollbackConfiguration", "Events"),
+     [("PC302", WEBHOOKS, _GROUP)]),
+    ("a role without a trust policy", _without(BOOTSTRAP, "Resources", "DeployRole", "Properties",
+                                               "AssumeRolePolicyDocument"), []),
+    ("a trust policy without statements", _without(BOOTSTRAP, "Resources", "DeployRole", "Properties",
+                                                   "AssumeRolePolicyDocument", "Statement"), []),
+    ("a bad federated statement after a service one", _prepend_service_statement, [("PC305", BOOTSTRAP, _TRUST)]),
+])
+def test_guards_read_incomplete_output_without_failing_themselves(case: str, mutate: Callable[[dict[str, Any]], None],
+                                                                 expected: list[tuple[str, str, str]]) -> None:
+    parsed = copy.deepcopy(PARSED)
+    mutate(parsed)
+    if not expected:
+        guards.check(COMPILED.plan, parsed)
+        return
+    with pytest.raises(PipecError) as caught:
+        guards.check(COMPILED.plan, parsed)
+    assert [(d.code, d.file, d.message) for d in caught.value.diagnostics] == expected
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [("256", "4096"), ("3", "512")], ids=["a pair Fargate lacks",
+                                                                                 "a cpu Fargate lacks"])
+def test_the_fargate_guard_names_the_parameter_file(cpu: str, memory: str) -> None:
+    plan = _with_stack_values("api", 0, lambda values: tuple(
+        (k, cpu if k == "Cpu" else memory if k == "Memory" else v) for k, v in values))
+    with pytest.raises(PipecError) as caught:
+        guards.check(plan, copy.deepcopy(PARSED))
+    assert [(d.code, d.file, d.message) for d in caught.value.diagnostics] == [
+        ("PC304", "generated/cloudformation/parameters/staging/us-east-1/api.json",
+         f"cpu {cpu} with memory {memory} is not a valid Fargate size")]

@@ -152,3 +152,58 @@ def test_lambda_variables_over_4_kb_are_reported_where_they_are_set() -> None:
     [found] = caught.value.diagnostics
     assert found.code == "PC218" and "in production take" in found.message
     assert found.source_line == "      production:"
+
+
+def _found(text: str) -> list[tuple[str, str]]:
+    """(code, message) of every error and warning a spec gets."""
+    try:
+        return [(d.code, d.message) for d in _validate(text).warnings]
+    except PipecError as exc:
+        return [(d.code, d.message) for d in exc.diagnostics]
+
+
+@pytest.mark.parametrize(("value", "flagged"), [
+    ("h7Kq2xPz9mWv", True),  # 12 characters, letters and digits, high entropy: a secret by its name
+    ("h7Kq2xPz9mW", False),  # 11: too short to tell
+    ("h7Kq2xPz 9mWv4", False),  # a space: a phrase, not a key
+    ("hKqxPzmWvRtAb", False),  # no digit
+    ("7294018375629", False),  # no letter
+    ("aaaaaaaaaaa1", False),  # low entropy
+])
+def test_a_plaintext_value_is_a_secret_by_its_name_only_when_it_looks_random(value: str, flagged: bool) -> None:
+    found = _found(BASE.replace("      LOG_LEVEL: info\n", f"      LOG_LEVEL: info\n      API_TOKEN: {value}\n"))
+    expected = [("PC206", "API_TOKEN holds what looks like a secret (by its name, API_TOKEN) in plain text")]
+    assert found == (expected if flagged else [])
+
+
+def test_a_random_value_under_an_ordinary_name_is_no_secret() -> None:
+    assert _found(BASE.replace("      LOG_LEVEL: info\n", "      LOG_LEVEL: info\n      BUILD_ID: h7Kq2xPz9mWv\n")) == []
+
+
+def test_config_values_are_checked_for_secrets_too() -> None:
+    text = BASE.replace("      production: {cpu: 512, memory: 1024, min: 2, max: 4}\n",
+                        "      production: {cpu: 512, memory: 1024, min: 2, max: 4}\n    config:\n"
+                        "      production: {GITHUB: ghp_abcdefghijklmnopqrstuvwxyz0123456789}\n")
+    assert _found(text) == [("PC206", "GITHUB holds what looks like a GitHub token in plain text")]
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://{region.shop.example", [("PC207", "unbalanced { } in a placeholder")]),
+    ("https://{stage}.shop.example", [("PC207", "unknown placeholder {stage}")]),
+    ("https://{env}-{region}.shop.example", []),
+])
+def test_url_placeholders(url: str, expected: list[tuple[str, str]]) -> None:
+    assert _found(BASE.replace("url: https://shop.example", f'url: "{url}"')) == expected
+
+
+def test_a_sanity_schedule_takes_cron_only() -> None:
+    text = BASE.replace("    run: ./sanity.sh\n", '    run: ./sanity.sh\n    schedule: "rate(5 minutes)"\n')
+    assert _found(text) == [("PC210", "rate(...) is not available here")]
+
+
+def test_a_single_environment_needs_no_approval_setting() -> None:
+    text = BASE.replace('  production:\n    account: "222222222222"\n    regions: [us-east-1]\n    approval: manual\n'
+                        "    url: https://shop.example\n", "").replace(
+        "      production: {cpu: 512, memory: 1024, min: 2, max: 4}\n", "").replace(
+        "      production: {memory: 512}\n", "").replace("    approval: none\n", "")
+    assert _found(text) == []

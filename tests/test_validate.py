@@ -177,7 +177,8 @@ def test_a_plaintext_value_is_a_secret_by_its_name_only_when_it_looks_random(val
 
 
 def test_a_random_value_under_an_ordinary_name_is_no_secret() -> None:
-    assert _found(BASE.replace("      LOG_LEVEL: info\n", "      LOG_LEVEL: info\n      BUILD_ID: h7Kq2xPz9mWv\n")) == []
+    text = BASE.replace("      LOG_LEVEL: info\n", "      LOG_LEVEL: info\n      BUILD_ID: h7Kq2xPz9mWv\n")
+    assert _found(text) == []
 
 
 def test_config_values_are_checked_for_secrets_too() -> None:

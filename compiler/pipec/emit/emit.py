@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 from pipec import __version__
 from pipec.diagnostics import PipecError, fail
@@ -102,12 +102,20 @@ def read_owned(layout: Layout) -> Owned:
     path = layout.output / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        return Owned(dict(manifest.get("files", {})), dict(manifest.get("external", {})), True)
     except FileNotFoundError:
         return Owned({}, {}, False)
-    except (OSError, ValueError, AttributeError):
-        # A broken manifest owns nothing but itself; the build rewrites it.
+    except (OSError, ValueError):
         return Owned({}, {}, True)
+    files = manifest.get("files", {}) if isinstance(manifest, dict) else None
+    external = manifest.get("external", {}) if isinstance(manifest, dict) else None
+    if not (_listing(files) and _listing(external)):
+        return Owned({}, {}, True)  # a broken manifest owns nothing but itself; the build rewrites it
+    return Owned(dict(files), dict(external), True)
+
+
+def _listing(value: object) -> TypeGuard[dict[str, str]]:
+    """A manifest's list of files: path -> sha256, all text."""
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 def _read(path: Path) -> bytes | None:

@@ -1,0 +1,141 @@
+"""Release bundles against a real moto server: publishing once, refusing a second publish with other contents,
+checking every artifact's digest before anything is written, and reading a release back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipec.aws import bundle
+from pipec.aws.session import Aws
+from pipec.diagnostics import PipecError
+from tests.aws_world import World, build_release, moto_server
+from tests.test_safety import COMPILED
+
+PLAN = COMPILED.plan
+COMMIT = "c" * 40
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """The build account with the release bucket and the ECR repositories of the example."""
+    with moto_server() as url:
+        world = World(url)
+        s3 = world.client("s3", "111111111111", "us-east-1")
+        s3.create_bucket(Bucket=PLAN.release_bucket)
+        for account, region in PLAN.registries:
+            ecr = world.client("ecr", account, region)
+            for artifact in PLAN.artifacts:
+                if artifact.is_image:
+                    ecr.create_repository(repositoryName=artifact.repository)
+        yield world
+
+
+@pytest.fixture
+def aws(world: World, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    for key, value in world.env("111111111111").items():
+        monkeypatch.setenv(key, value)
+    return Aws()
+
+
+def _publish(aws: Aws, version: str, digests: dict[str, str], commit: str = COMMIT) -> list[str]:
+    said: list[str] = []
+    bundle.publish(aws, PLAN, COMPILED.outputs, version, commit, digests, said.append)
+    return said
+
+
+def _error(call: Any) -> tuple[str, str]:
+    with pytest.raises(PipecError) as caught:
+        call()
+    [found] = caught.value.diagnostics
+    return found.code, found.message
+
+
+def test_a_release_is_published_once_with_a_record_of_every_digest(world: World, aws: Aws) -> None:
+    digests = build_release(world, PLAN, "2.0.0")
+    said = _publish(aws, "2.0.0", digests)
+    tree = [o for o in COMPILED.outputs if o.in_tree]
+    assert said == [f"pipec: published release 2.0.0 ({COMMIT[:12]}) to s3://{PLAN.release_bucket}/releases/2.0.0/ "
+                    f"with {len(tree)} files"]
+    s3 = aws.client("s3", "us-east-1")
+    record = json.loads(s3.get_object(Bucket=PLAN.release_bucket, Key="releases/2.0.0/release.json")["Body"].read())
+    assert {k: v for k, v in record.items() if k != "created_at"} == {
+        "version": "2.0.0", "commit": COMMIT, "pipec": "0.1.0", "spec_sha256": PLAN.spec_sha,
+        "artifacts": {a.name: {"type": a.type, "digest": digests[a.name]} for a in PLAN.artifacts}}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=PLAN.release_bucket, Prefix="releases/2.0.0/")["Contents"]}
+    assert {f"releases/2.0.0/{o.path}" for o in tree} <= keys
+    bodies = {o.path: s3.get_object(Bucket=PLAN.release_bucket, Key=f"releases/2.0.0/{o.path}")["Body"].read()
+              for o in tree[:5]}
+    assert bodies == {o.path: o.text.encode() for o in tree[:5]}
+    # Read back, as a deploy does.
+    bundles = bundle.Bundles(aws, PLAN)
+    release = bundles.release("2.0.0")
+    assert (release.version, release.commit, release.digests) == ("2.0.0", COMMIT, digests)
+    assert bundles.file("2.0.0", tree[0].path) == tree[0].text
+    assert "2.0.0" in bundles.versions()
+    # The same publish again changes nothing; another commit for the same version is refused.
+    assert _publish(aws, "2.0.0", digests) == ["pipec: release 2.0.0 is already published; nothing to do"]
+    assert _error(lambda: _publish(aws, "2.0.0", digests, commit="d" * 40)) == (
+        "PC606", "release 2.0.0 was already published with other contents")
+    other = {**digests, "api-image": "sha256:" + "f" * 64}
+    assert _error(lambda: _publish(aws, "2.0.0", other))[0] == "PC606"
+
+
+def test_a_zip_whose_sha256_is_not_the_reported_one_is_refused(world: World, aws: Aws) -> None:
+    digests = build_release(world, PLAN, "2.1.0")
+    wrong = {**digests, "jobs-zip": "sha256:" + "0" * 64}
+    code, message = _error(lambda: _publish(aws, "2.1.0", wrong))
+    assert code == "PC607"
+    assert message == (f"s3://{PLAN.release_bucket}/releases/2.1.0/artifacts/jobs-zip.zip has {digests['jobs-zip']}, "
+                       f"but the build reported sha256:{'0' * 64}")
+    assert "Contents" not in aws.client("s3", "us-east-1").list_objects_v2(
+        Bucket=PLAN.release_bucket, Prefix="releases/2.1.0/release.json")  # nothing recorded
+
+
+def test_an_image_that_is_not_in_the_registry_is_refused(world: World, aws: Aws) -> None:
+    digests = build_release(world, PLAN, "2.2.0")
+    missing = {**digests, "api-image": "sha256:" + hashlib.sha256(b"never pushed").hexdigest()}
+    code, message = _error(lambda: _publish(aws, "2.2.0", missing))
+    assert (code, message) == ("PC610", f"image stigg/api-image@{missing['api-image']} is not in the registry of "
+                                        "us-east-1")
+
+
+def test_a_release_that_was_never_published_is_named(aws: Aws) -> None:
+    code, message = _error(lambda: bundle.Bundles(aws, PLAN).release("9.9.9"))
+    assert (code, message) == ("PC603", f"release 9.9.9 is not in s3://{PLAN.release_bucket}/releases/9.9.9/")
+
+
+@pytest.mark.parametrize(("digests", "message"), [
+    ({"api-image": "sha256:" + "1" * 64}, 'no digest for artifact "jobs-zip"; no digest for artifact "webhooks-zip"; '
+                                          'no digest for artifact "worker-image"'),
+    ({a.name: "sha256:" + "1" * 64 for a in PLAN.artifacts} | {"extra": "sha256:" + "1" * 64},
+     'unknown artifact "extra"'),
+    ({a.name: "sha256:" + "1" * 64 for a in PLAN.artifacts} | {"jobs-zip": "md5:abc"},
+     'the digest of "jobs-zip" is not sha256:<64 hex digits>'),
+    ({a.name: "sha256:" + "1" * 64 for a in PLAN.artifacts} | {"jobs-zip": "sha256:" + "1" * 63 + "\n"},
+     'the digest of "jobs-zip" is not sha256:<64 hex digits>'),
+])
+def test_the_digests_of_a_publish_are_checked_before_aws_is_asked(digests: dict[str, str], message: str) -> None:
+    code, found = _error(lambda: bundle.publish(None, PLAN, [], "1.0.0", COMMIT, digests, print))  # type: ignore
+    assert (code, found) == ("PC406", message)
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["a=sha256:1", "b=sha256:2"], {"a": "sha256:1", "b": "sha256:2"}),
+    (["a=x=y"], {"a": "x=y"}),
+])
+def test_artifact_flags_are_read_as_name_and_digest(flags: list[str], expected: dict[str, str]) -> None:
+    assert bundle.parse_digests(flags) == expected
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["a"], '--artifact "a" is not NAME=sha256:HEX'),
+    (["=sha256:1"], '--artifact "=sha256:1" is not NAME=sha256:HEX'),
+    (["a=1", "a=2"], '--artifact "a" is given twice'),
+])
+def test_malformed_artifact_flags_are_named(flags: list[str], message: str) -> None:
+    assert _error(lambda: bundle.parse_digests(flags)) == ("PC406", message)

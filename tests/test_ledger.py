@@ -89,3 +89,38 @@ def test_a_value_pipec_did_not_write_is_shown_as_it_is(aws: Aws, value: str,
     assert found is not None
     assert (found.version, found.commit, found.digest, found.at, found.by, found.action) == expected
     assert (found.env, found.region, found.service) == ("staging", "us-east-1", service.name)
+
+
+def test_a_record_lands_in_its_own_region(aws: Aws) -> None:
+    service = _service("regional")
+    target = Target("production", "eu-west-1", "111111111111")
+    ledger.record(aws, service, target, _entry("1.0.0"))
+    names = [p["Name"] for p in aws.client("ssm", "eu-west-1").describe_parameters()["Parameters"]]
+    assert "/pipec/stigg/production/regional" in names
+    assert "/pipec/stigg/production/regional" not in [
+        p["Name"] for p in aws.client("ssm", "us-east-1").describe_parameters()["Parameters"]]
+
+
+def test_the_record_request_is_exact_and_a_refusal_says_what_was_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.stub import Stubber
+
+    from pipec.diagnostics import PipecError
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    aws = Aws()
+    service = _service("exact")
+    stub = Stubber(aws.client("ssm", "us-east-1"))
+    entry = _entry("1.0.0")
+    # An explicit Standard tier: an account's default tier may be Advanced or intelligent-tiering.
+    stub.add_response("put_parameter", {"Version": 1}, {
+        "Name": "/pipec/stigg/staging/exact", "Value": entry.to_json(), "Type": "String", "Overwrite": True,
+        "Tier": "Standard", "Description": "pipec deployment ledger of exact in staging"})
+    stub.add_client_error("put_parameter", "AccessDeniedException", "not allowed", 400)
+    stub.activate()
+    ledger.record(aws, service, TARGET, entry)
+    with pytest.raises(PipecError) as caught:
+        ledger.record(aws, service, TARGET, entry)
+    assert [d.message for d in caught.value.diagnostics] == [
+        "recording the deployment in /pipec/stigg/staging/exact: access denied: not allowed"]
+    stub.assert_no_pending_responses()

@@ -40,25 +40,32 @@ def test_every_refusal_says_what_it_means(code: str, expected: tuple[str, str, s
     assert found.exit_code == 4
 
 
+_SIGN_IN = ("sign in (e.g. `aws sso login`), export AWS_PROFILE, or run inside the GitHub workflow, which assumes "
+            "the deploy role")
+_NETWORK = "check the network, the region, and AWS_ENDPOINT_URL if it is set"
+
+
 @pytest.mark.parametrize(("failure", "expected"), [
-    (exceptions.NoCredentialsError(), ("PC601", "no AWS credentials were found")),
+    (exceptions.NoCredentialsError(), ("PC601", "no AWS credentials were found", _SIGN_IN)),
     (exceptions.PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
-     ("PC601", "no AWS credentials were found")),
-    (exceptions.TokenRetrievalError(provider="sso", error_msg="expired"), ("PC601", "the AWS session has expired")),
+     ("PC601", "no AWS credentials were found", _SIGN_IN)),
+    (exceptions.TokenRetrievalError(provider="sso", error_msg="expired"),
+     ("PC601", "the AWS session has expired", "sign in again (e.g. `aws sso login`)")),
     (exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
-     ("PC616", 'step: cannot reach AWS: Could not connect to the endpoint URL: "http://127.0.0.1:9"')),
+     ("PC616", 'step: cannot reach AWS: Could not connect to the endpoint URL: "http://127.0.0.1:9"', _NETWORK)),
     (exceptions.ConnectTimeoutError(endpoint_url="http://x"),
-     ("PC616", 'step: cannot reach AWS: Connect timeout on endpoint URL: "http://x"')),
+     ("PC616", 'step: cannot reach AWS: Connect timeout on endpoint URL: "http://x"', _NETWORK)),
     (exceptions.ReadTimeoutError(endpoint_url="http://x"),
-     ("PC616", 'step: cannot reach AWS: Read timeout on endpoint URL: "http://x"')),
-    (_client_error("AccessDenied", "no"), ("PC602", "step: access denied: no")),
+     ("PC616", 'step: cannot reach AWS: Read timeout on endpoint URL: "http://x"', _NETWORK)),
+    (_client_error("AccessDenied", "no"), ("PC602", "step: access denied: no",
+                                          "the role needs this permission; the bootstrap stack defines what the "
+                                          "deploy role may do")),
 ])
-def test_errors_turns_botocore_failures_into_one_error(failure: Exception, expected: tuple[str, str]) -> None:
+def test_errors_turns_botocore_failures_into_one_error(failure: Exception, expected: tuple[str, str, str]) -> None:
     with pytest.raises(PipecError) as caught, errors("step"):
         raise failure
     [diagnostic] = caught.value.diagnostics
-    assert (diagnostic.code, diagnostic.message) == expected
-    assert diagnostic.hint
+    assert (diagnostic.code, diagnostic.message, diagnostic.hint) == expected
     assert caught.value.exit_code == 4
     assert caught.value.__suppress_context__  # no botocore traceback chained to it
 
@@ -83,6 +90,9 @@ def test_the_actor_is_the_workflow_run_inside_actions(monkeypatch: pytest.Monkey
     for key in ("GITHUB_SERVER_URL", "GITHUB_ACTOR"):
         monkeypatch.delenv(key)
     assert Aws().actor() == "github-actions via https://github.com/o/r/actions/runs/42"
+    for key in ("GITHUB_REPOSITORY", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(key)
+    assert Aws().actor() == "github-actions via https://github.com//actions/runs/"
 
 
 def _stub_identity(aws: Aws, account: str) -> Stubber:
@@ -126,9 +136,28 @@ def test_clients_are_made_once_with_the_settings_a_long_deployment_needs() -> No
     config = client.meta.config
     assert (config.retries, config.connect_timeout, config.read_timeout) == (
         {"mode": "standard", "total_max_attempts": 9}, 10, 70)  # the first try and eight retries
-    assert "pipec" in config.user_agent_extra
+    assert config.user_agent_extra == "pipec"
     assert client.meta.region_name == "eu-west-1"
 
 
 def test_record_times_are_utc_with_milliseconds() -> None:
     assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", utc_now())
+
+
+@pytest.mark.parametrize(("failure", "code", "message"), [
+    (ValueError("plain"), "", "plain"),
+    (exceptions.ClientError({}, "Op"), "", "An error occurred (Unknown) when calling the Op operation: Unknown"),
+    (exceptions.ClientError({"Error": {}}, "Op"), "", "An error occurred (Unknown) when calling the Op operation: "
+                                                      "Unknown"),
+    (exceptions.ClientError({"Error": {"Code": "Boom"}}, "Op"), "Boom",
+     "An error occurred (Boom) when calling the Op operation: Unknown"),
+])
+def test_code_and_message_of_any_exception(failure: Exception, code: str, message: str) -> None:
+    from pipec.aws.session import code_of, message_of
+
+    assert (code_of(failure), message_of(failure)) == (code, message)
+
+
+def test_a_refusal_without_a_step_has_no_prefix() -> None:
+    [found] = client_error(_client_error("ValidationError", "bad")).diagnostics
+    assert found.message == "AWS refused the request: ValidationError: bad"

@@ -468,12 +468,12 @@ def test_previous_over_a_ledger_of_several_releases(world: World, monkeypatch: p
     assert deploy._target_version(aws, Bundles(aws, plan), service, target, request) == expected
 
 
-@pytest.mark.parametrize(("history", "message"), [
-    ([], "was never deployed to staging us-east-1, so there is no previous version"),
-    (["1.0.0"], "no release before 1.0.0 exists for"),
+@pytest.mark.parametrize(("history", "message", "hint"), [
+    ([], "was never deployed to staging us-east-1, so there is no previous version", None),
+    (["1.0.0"], "no release before 1.0.0 exists for", "name a version with --to"),
 ])
 def test_previous_without_an_earlier_version_is_refused(world: World, monkeypatch: pytest.MonkeyPatch,
-                                                        history: list[str], message: str) -> None:
+                                                        history: list[str], message: str, hint: str | None) -> None:
     aws = _aws(world, monkeypatch)
     plan = COMPILED.plan
     service = plan.service("worker")._replace(name=f"none{len(history)}")
@@ -485,8 +485,18 @@ def test_previous_without_an_earlier_version_is_refused(world: World, monkeypatc
         deploy._target_version(aws, Bundles(aws, plan), service, target,
                                deploy.Request("staging", deploy.PREVIOUS, action="rollback"))
     [found] = caught.value.diagnostics
-    assert found.code == "PC609" and message in found.message
+    assert found.code == "PC609" and message in found.message and found.hint == hint
     assert caught.value.exit_code == 4
+
+
+@pytest.mark.parametrize(("service", "region", "expected"), [
+    (None, None, (["us-east-1", "eu-west-1"], ["api", "worker", "usage-report", "webhooks"])),
+    ("webhooks", "eu-west-1", (["eu-west-1"], ["webhooks"])),
+])
+def test_a_request_acts_on_what_it_names(service: str | None, region: str | None,
+                                         expected: tuple[list[str], list[str]]) -> None:
+    env, regions, services = deploy._select(COMPILED.plan, deploy.Request("production", "1.0.0", service, region))
+    assert (env.name, regions, [s.name for s in services]) == ("production", *expected)
 
 
 # ---------------------------------------------------------------- retries against a server that throttles

@@ -382,7 +382,8 @@ def test_an_exchange_the_file_system_refuses(trees: dict[str, Any], monkeypatch:
     else:
         with pytest.raises(PipecError) as caught:
             emit.write(new, emit.Layout(repo, repo / "generated"), new_sha)
-        assert [d.code for d in caught.value.diagnostics] == [code]
+        assert [(d.code, d.message) for d in caught.value.diagnostics] == [
+            (code, f"{repo / 'generated'} cannot be written: Permission denied")]
         assert snapshot(repo / "generated") == trees["old_tree"]
     assert _leftovers(repo) == []
 
@@ -738,3 +739,99 @@ def test_a_broken_manifest_owns_nothing_but_itself(trees: dict[str, Any], broken
     assert owned == emit.Owned({}, {}, True)
     (repo / "generated" / "manifest.json").unlink()
     assert emit.read_owned(emit.Layout(repo, repo / "generated")) == emit.Owned({}, {}, False)
+
+
+# ---------------------------------------------------------------- exactly what a write and a check report
+
+
+def _shown(output: Path, path: str) -> str:
+    return (output / path).as_posix()
+
+
+def test_a_write_reports_exactly_what_it_changed_removed_and_kept(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    output = repo / "generated"
+    old, _ = trees["old"]
+    new, new_sha = trees["new"]
+    before = {o.path: o.text for o in old}
+    kept = [o for o in new if not o.path.endswith("runbooks/staging.md")]
+    written = emit.write(kept, emit.Layout(repo, output), new_sha)
+    changed = sorted(o.path for o in kept if before.get(o.path) != o.text)
+    assert written.changed == [_shown(output, p.removeprefix("generated/")) for p in changed]
+    assert written.removed == [_shown(output, "runbooks/staging.md")]
+    assert written.unchanged == len(kept) - len(changed)
+    again = emit.write(kept, emit.Layout(repo, output), new_sha)
+    assert (again.changed, again.removed, again.unchanged) == ([], [], len(kept))
+
+
+def test_the_whole_report_of_one_stale_file(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    old, old_sha = trees["old"]
+    target = repo / "generated" / "cloudformation" / "network.yaml"
+    target.write_text(target.read_text().replace("Environment name.", "Environment."))
+    outcome = emit.check(old, emit.Layout(repo, repo / "generated"), old_sha)
+    [finding] = outcome.findings
+    assert finding.status == "edited"
+    assert outcome.report() == "\n".join([
+        "pipec: 1 generated file(s) do not match pipeline.yaml:",
+        f"  edited   {finding.path}  (someone edited it by hand)",
+        "",
+        finding.diff.rstrip("\n"),
+        "",
+        "Edit pipeline.yaml (never the generated files) and run `pipec build`.",
+    ]) + "\n"
+    assert finding.diff.splitlines()[2:] == [  # two lines of context around a change
+        "@@ -6,5 +6,5 @@", "   Environment:", "     Type: String", "-    Description: Environment.",
+        "+    Description: Environment name.", '     AllowedPattern: "^[a-z][a-z0-9-]*$"', "   VpcCidr:"]
+
+
+def test_bytes_that_are_not_utf8_on_disk_are_shown_not_fatal(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    old, old_sha = trees["old"]
+    (repo / "generated" / "README.md").write_bytes(b"\xff\xfe broken\n")
+    layout = emit.Layout(repo, repo / "generated")
+    [finding] = emit.check(old, layout, old_sha).findings
+    assert "-\ufffd\ufffd broken" in finding.diff
+    assert emit.read_tree(layout)["generated/README.md"] == "\ufffd\ufffd broken\n"
+
+
+def test_a_file_without_a_final_newline_still_diffs_line_by_line(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    old, old_sha = trees["old"]
+    (repo / "generated" / "cloudformation" / "network.yaml").write_text("only line")
+    [finding] = emit.check(old, emit.Layout(repo, repo / "generated"), old_sha).findings
+    assert all(line.endswith("\n") for line in finding.diff.splitlines(keepends=True))
+    assert "-only line\n" in finding.diff
+
+
+def test_only_the_manifest_out_of_date_is_a_stale_manifest(trees: dict[str, Any]) -> None:
+    repo = trees["pristine"]
+    old, _ = trees["old"]
+    outcome = emit.check(old, emit.Layout(repo, repo / "generated"), "another spec")
+    assert [(f.status, f.path) for f in outcome.findings] == [("stale", _shown(repo / "generated", "manifest.json"))]
+
+
+def test_outputs_outside_the_tree_are_owned_checked_and_never_take_a_foreign_file(tmp_path: Path) -> None:
+    from pipec.render.output import Output
+
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+    outputs = [Output("generated/a.txt", "a\n"), *(Output(f".github/workflows/w{i}.yml", f"w{i}\n") for i in range(4))]
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "w0.yml").write_text("w0\n")  # the same bytes: taken over quietly
+    for i in range(1, 5):
+        (tmp_path / ".github" / "workflows" / f"w{i}.yml").write_text("the team's own\n")
+    with pytest.raises(PipecError) as caught:
+        emit.write(outputs, layout, "sha")
+    [found] = caught.value.diagnostics
+    shown = ", ".join(str(tmp_path / ".github" / "workflows" / f"w{i}.yml") for i in (1, 2, 3))
+    assert (found.code, found.message) == ("PC507", f"pipec would overwrite file(s) it did not write: {shown}")
+    (tmp_path / ".github" / "workflows" / "w3.yml").unlink()
+    with pytest.raises(PipecError) as caught:
+        emit.write(outputs, layout, "sha")
+    assert caught.value.diagnostics[0].message.endswith("w2.yml")  # three or fewer: no "..."
+    for i in (1, 2):
+        (tmp_path / ".github" / "workflows" / f"w{i}.yml").unlink()
+    emit.write(outputs, layout, "sha")
+    outcome = emit.check(outputs, layout, "sha")
+    assert (outcome.ok, outcome.checked) == (True, 6)  # the tree's file and manifest, and four outside it
+    assert emit.read_tree(layout) == {o.path: o.text for o in outputs}

@@ -139,3 +139,41 @@ def test_artifact_flags_are_read_as_name_and_digest(flags: list[str], expected: 
 ])
 def test_malformed_artifact_flags_are_named(flags: list[str], message: str) -> None:
     assert _error(lambda: bundle.parse_digests(flags)) == ("PC406", message)
+
+
+def test_every_published_version_is_listed_across_pages(world: World, aws: Aws) -> None:
+    s3 = aws.client("s3", "us-east-1")
+    versions = [f"3.{i}.0" for i in range(1100)]  # more than one page of ListObjectsV2 (1,000)
+    for version in versions:
+        s3.put_object(Bucket=PLAN.release_bucket, Key=f"releases/{version}/release.json", Body=b"{}")
+    found = bundle.Bundles(aws, PLAN).versions()
+    assert found[:2] == ["3.1099.0", "3.1098.0"] and set(versions) <= set(found)
+
+
+def test_failures_say_which_step_of_a_release_failed(aws: Aws) -> None:
+    from botocore.stub import Stubber
+
+    digests = {a.name: "sha256:" + "1" * 64 for a in PLAN.artifacts}
+    for step, service, operation, call in [
+        ("listing the published releases", "s3", "list_objects_v2", lambda: bundle.Bundles(aws, PLAN).versions()),
+        ("reading release 7.0.0", "s3", "get_object", lambda: bundle._existing(aws, PLAN, "7.0.0")),
+        ("checking the release's artifacts", "ecr", "describe_images",
+         lambda: bundle._verify_artifacts(aws, PLAN, "7.0.0", digests)),
+    ]:
+        stub = Stubber(aws.client(service, "us-east-1"))
+        stub.add_client_error(operation, "AccessDenied", "no", 403)
+        with stub:
+            assert _error(call) == ("PC602", f"{step}: access denied: no"), step
+
+
+def test_the_hints_of_a_missing_release_and_of_bad_flags() -> None:
+    with pytest.raises(PipecError) as caught:
+        bundle.parse_digests(["a"])
+    assert caught.value.diagnostics[0].hint == "pass --artifact NAME=sha256:HEX once for every artifact"
+
+
+def test_a_missing_release_says_where_releases_come_from(aws: Aws) -> None:
+    with pytest.raises(PipecError) as caught:
+        bundle.Bundles(aws, PLAN).release("9.8.7")
+    assert caught.value.diagnostics[0].hint == ("releases are published by the release workflow (`pipec bundle`); "
+                                               "`pipec history` lists the versions that were deployed")

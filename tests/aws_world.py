@@ -203,3 +203,12 @@ def deploy_everywhere(world: World, workdir: Path, versions: tuple[str, ...] = (
         strip_unsupported(world, plan, version)
         for env in plan.environments:
             run(env.account, "deploy", "--env", env.name, "--version", version)
+
+
+def aws_in(world: World, account: str, monkeypatch: Any) -> Any:
+    """pipec's own Aws with credentials of an account of the moto world (for tests that call the aws stage)."""
+    from pipec.aws.session import Aws
+
+    for key, value in world.env(account).items():
+        monkeypatch.setenv(key, value)
+    return Aws()

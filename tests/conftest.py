@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -100,6 +101,15 @@ def templates_of(folder: Path) -> list[Path]:
 
 def workflows_of(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.yml") if "workflows" in p.parts)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[Any]:
+    """A moto server on 127.0.0.1 for the tests of one module."""
+    from tests.aws_world import World, moto_server
+
+    with moto_server() as url:
+        yield World(url)
 
 
 def pytest_configure(config: pytest.Config) -> None:

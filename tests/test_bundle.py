@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,33 +12,27 @@ import pytest
 from pipec.aws import bundle
 from pipec.aws.session import Aws
 from pipec.diagnostics import PipecError
-from tests.aws_world import World, build_release, moto_server
+from tests.aws_world import World, aws_in, build_release
 from tests.test_safety import COMPILED
 
 PLAN = COMPILED.plan
 COMMIT = "c" * 40
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    """The build account with the release bucket and the ECR repositories of the example."""
-    with moto_server() as url:
-        world = World(url)
-        s3 = world.client("s3", "111111111111", "us-east-1")
-        s3.create_bucket(Bucket=PLAN.release_bucket)
-        for account, region in PLAN.registries:
-            ecr = world.client("ecr", account, region)
-            for artifact in PLAN.artifacts:
-                if artifact.is_image:
-                    ecr.create_repository(repositoryName=artifact.repository)
-        yield world
+@pytest.fixture(scope="module", autouse=True)
+def _registries(world: World) -> None:
+    """The build account's release bucket and the ECR repositories of the example."""
+    world.client("s3", "111111111111", "us-east-1").create_bucket(Bucket=PLAN.release_bucket)
+    for account, region in PLAN.registries:
+        ecr = world.client("ecr", account, region)
+        for artifact in PLAN.artifacts:
+            if artifact.is_image:
+                ecr.create_repository(repositoryName=artifact.repository)
 
 
 @pytest.fixture
 def aws(world: World, monkeypatch: pytest.MonkeyPatch) -> Aws:
-    for key, value in world.env("111111111111").items():
-        monkeypatch.setenv(key, value)
-    return Aws()
+    return aws_in(world, "111111111111", monkeypatch)
 
 
 def _publish(aws: Aws, version: str, digests: dict[str, str], commit: str = COMMIT) -> list[str]:

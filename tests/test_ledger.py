@@ -4,7 +4,6 @@ SSM's pages), what `current` is, and how a value pipec did not write is read."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,23 +11,15 @@ import pytest
 from pipec.aws import ledger
 from pipec.aws.session import Aws
 from pipec.plan.model import Target
-from tests.aws_world import World, moto_server
+from tests.aws_world import World, aws_in
 from tests.test_plan import PLAN
 
 TARGET = Target("staging", "us-east-1", "111111111111")
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with moto_server() as url:
-        yield World(url)
-
-
 @pytest.fixture
 def aws(world: World, monkeypatch: pytest.MonkeyPatch) -> Aws:
-    for key, value in world.env("111111111111").items():
-        monkeypatch.setenv(key, value)
-    return Aws()
+    return aws_in(world, "111111111111", monkeypatch)
 
 
 def _service(name: str) -> Any:

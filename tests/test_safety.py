@@ -26,7 +26,7 @@ from pipec.emit import emit
 from pipec.plan.model import Target
 from pipec.render import guards
 from pipec.render.parse import parse
-from tests.aws_world import World, free_port, moto_server
+from tests.aws_world import World, aws_in, free_port
 from tests.conftest import EXAMPLE, snapshot
 
 # ---------------------------------------------------------------- guards, one failing case per clause
@@ -203,6 +203,24 @@ _MUTATING = [(os, "mkdir"), (os, "link"), (os, "symlink"), (os, "rename"), (os, 
              (os, "rmdir"), (Path, "write_bytes")]
 
 
+def _libc_with(renameat2: Callable[..., int] | None) -> type:
+    """ctypes.CDLL as emit sees it, with renameat2 replaced (None: a system that lacks it)."""
+    real = ctypes.CDLL
+
+    class Library:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._library = real(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            if name != "renameat2":
+                return getattr(self._library, name)
+            if renameat2 is None:
+                raise AttributeError(name)
+            return renameat2
+
+    return Library
+
+
 class Steps:
     """Counts the build's changes to the file system and stops it before the chosen one."""
 
@@ -219,22 +237,13 @@ class Steps:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         for owner, name in _MUTATING:
             monkeypatch.setattr(owner, name, self._counted(getattr(owner, name)))
-        real = ctypes.CDLL
-        steps = self
+        real = ctypes.CDLL(None, use_errno=True).renameat2
 
-        class Library:
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                self._library = real(*args, **kwargs)
-
-            def __getattr__(self, name: str) -> Any:
-                if name != "renameat2":
-                    return getattr(self._library, name)
-                if not steps.renameat2:  # as on a system without it: the two-rename path with recovery
-                    raise AttributeError(name)
-                function = self._library.renameat2
-                return lambda *args: (steps.step(), function(*args))[1]
-
-        monkeypatch.setattr(ctypes, "CDLL", Library)
+        def counted(*args: Any) -> int:
+            self.step()
+            return int(real(*args))
+        # Without renameat2, as on a system that lacks it: the two-rename path with recovery.
+        monkeypatch.setattr(ctypes, "CDLL", _libc_with(counted if self.renameat2 else None))
 
     def _counted(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -358,22 +367,11 @@ def test_an_exchange_the_file_system_refuses(trees: dict[str, Any], monkeypatch:
                                             code: str | None) -> None:
     """renameat2 that the file system does not support falls back to two renames; any other refusal fails the
     build with the old tree in place."""
-    real = ctypes.CDLL
+    def refuse(*args: Any) -> int:
+        ctypes.set_errno(error)
+        return -1
 
-    class Refusing:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self._library = real(*args, **kwargs)
-
-        def __getattr__(self, name: str) -> Any:
-            if name != "renameat2":
-                return getattr(self._library, name)
-
-            def refuse(*args: Any) -> int:
-                ctypes.set_errno(error)
-                return -1
-            return refuse
-
-    monkeypatch.setattr(ctypes, "CDLL", Refusing)
+    monkeypatch.setattr(ctypes, "CDLL", _libc_with(refuse))
     repo = trees["pristine"]
     new, new_sha = trees["new"]
     if code is None:
@@ -430,18 +428,6 @@ def test_concurrent_builds_with_different_content_take_turns(trees: dict[str, An
 # ---------------------------------------------------------------- rollback's previous
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with moto_server() as url:
-        yield World(url)
-
-
-def _aws(world: World, monkeypatch: pytest.MonkeyPatch) -> Aws:
-    for key, value in world.env("111111111111").items():
-        monkeypatch.setenv(key, value)
-    return Aws()
-
-
 @pytest.mark.parametrize(("case", "history", "published", "expected"), [
     ("the release before", ["1.0.0", "1.1.0", "1.2.0"], [], "1.1.0"),
     ("a redeploy is not previous", ["1.0.0", "1.1.0", "1.2.0", "1.2.0"], [], "1.1.0"),
@@ -452,7 +438,7 @@ def _aws(world: World, monkeypatch: pytest.MonkeyPatch) -> Aws:
 ])
 def test_previous_over_a_ledger_of_several_releases(world: World, monkeypatch: pytest.MonkeyPatch, case: str,
                                                     history: list[str], published: list[str], expected: str) -> None:
-    aws = _aws(world, monkeypatch)
+    aws = aws_in(world, "111111111111", monkeypatch)
     plan = COMPILED.plan
     service = plan.service("worker")._replace(name=f"svc{abs(hash(case)) % 10**8}")  # a ledger of its own
     target = Target("staging", "us-east-1", "111111111111")
@@ -475,7 +461,7 @@ def test_previous_over_a_ledger_of_several_releases(world: World, monkeypatch: p
 ])
 def test_previous_without_an_earlier_version_is_refused(world: World, monkeypatch: pytest.MonkeyPatch,
                                                         history: list[str], message: str, hint: str | None) -> None:
-    aws = _aws(world, monkeypatch)
+    aws = aws_in(world, "111111111111", monkeypatch)
     plan = COMPILED.plan
     service = plan.service("worker")._replace(name=f"none{len(history)}")
     target = Target("staging", "us-east-1", "111111111111")

@@ -6,10 +6,10 @@ Templates only loop over a Plan and print it. Must not import jinja2 or boto3.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
 
 from pipec import __version__
 from pipec.plan import limits, names
@@ -282,7 +282,7 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
         log_group=(names.lambda_log_group if kind == "lambda" else names.log_group)(spec.project, ENV, name),
         queue=names.queue(spec.project, ENV, name), scaling_policy=names.scaling_policy(spec.project, ENV, name),
     )
-    alarm = _AlarmNames(spec.project, name)
+    alarm = functools.partial(names.alarm, spec.project, ENV, name)  # an alarm's name from its key
     if isinstance(service, EcsService):
         return common._replace(alarms=_ecs_alarms(service.alarms, alarm, web=kind == "web"), port=service.port,
                                health_check=service.health_check, https=https,
@@ -418,19 +418,11 @@ def _service_template(name: str) -> str:
     return f"{CLOUDFORMATION}/services/{name}.yaml"
 
 
-class _AlarmNames(NamedTuple):
-    project: str
-    service: str
-
-    def __call__(self, key: str) -> str:
-        return names.alarm(self.project, ENV, self.service, key)
-
-
 def _elb(name: str, statistic: str, id: str = "") -> Metric:
     return Metric("AWS/ApplicationELB", name, statistic, "target-group", id)
 
 
-def _ecs_alarms(a: EcsAlarms, name: _AlarmNames, *, web: bool) -> tuple[Alarm, ...]:
+def _ecs_alarms(a: EcsAlarms, name: Callable[[str], str], *, web: bool) -> tuple[Alarm, ...]:
     """Web services roll back on load balancer alarms; workers on CPU and memory."""
     usage = (
         Alarm("cpu", "CpuAlarm", "average CPU utilisation (%)", a.cpu_percent, not web, name("cpu"),
@@ -456,7 +448,7 @@ def _lambda(name: str, statistic: str, id: str = "") -> Metric:
     return Metric("AWS/Lambda", name, statistic, "lambda-alias", id)
 
 
-def _lambda_alarms(a: LambdaAlarms, name: _AlarmNames) -> tuple[Alarm, ...]:
+def _lambda_alarms(a: LambdaAlarms, name: Callable[[str], str]) -> tuple[Alarm, ...]:
     return (
         Alarm("error-rate", "ErrorRateAlarm", "errors as a share of invocations of the live alias",
               a.error_rate_percent, True, name("error-rate"),

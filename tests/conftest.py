@@ -75,7 +75,8 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-SPEC_NAMES = ("example", "lambda-only", "ecs-only", "single-region", "three-environments", "hostile", "long-names")
+SPEC_NAMES = ("example", "lambda-only", "ecs-only", "single-region", "three-environments", "hostile", "long-names",
+              "saas-three-accounts", "ecs-fleet", "one-service", "every-option")
 
 
 def spec_source(name: str) -> Path:

@@ -24,7 +24,7 @@ from tests.conftest import SPEC_NAMES, spec_source, templates_of
 @pytest.mark.slow
 def test_cfn_lint_and_checkov_report_nothing(built: dict[str, Path], tmp_path: Path) -> None:
     templates = [t for folder in built.values() for t in templates_of(folder)]
-    assert len(templates) == 31  # bootstrap, network and one per service, for each of the seven specs
+    assert len(templates) == 51  # bootstrap, network and one per service, for each of the eleven specs
     failures = [str(v) for v in validators.all_cloudformation_validators(templates, tmp_path / "cfn") if not v.ok]
     assert failures == []
 
@@ -85,7 +85,8 @@ def test_parity_one_template_per_service_and_parameter_files_differ_only_in_valu
         template = generated / "cloudformation" / "services" / f"{service.name}.yaml"
         text = template.read_text()
         data = parse(Output(template.as_posix(), text))
-        assert "Conditions" not in data
+        # The only branch: a scaling value given for some environments only is left out where it is not.
+        assert set(data.get("Conditions", {})) <= {"ReservesConcurrency"}, data["Conditions"]
         for env in environments:
             assert not re.search(rf"\b{re.escape(env)}\b", text.split("Resources:", 1)[1]), (service.name, env)
         files = sorted((generated / "cloudformation" / "parameters").glob(f"*/*/{service.name}.json"))
@@ -222,3 +223,15 @@ def test_a_rendered_file_that_does_not_parse_back_is_an_internal_error(path: str
     [found] = caught.value.diagnostics
     assert found.code == "PC307" and found.message.startswith(f"{path} does not parse back: ")
     assert why in found.message
+
+
+def test_concurrency_reserved_in_production_only_is_left_out_elsewhere(built: dict[str, Path]) -> None:
+    generated = built["saas-three-accounts"] / "generated" / "cloudformation"
+    api = parse(Output("api.yaml", (generated / "services" / "api.yaml").read_text()))
+    assert api["Conditions"] == {"ReservesConcurrency": {"Fn::Not": [{"Fn::Equals": [
+        {"Ref": "ReservedConcurrency"}, ""]}]}}
+    assert api["Resources"]["Function"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservesConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    values = {f.parent.parent.name: {p["ParameterKey"]: p["ParameterValue"] for p in json.loads(f.read_text())}
+              ["ReservedConcurrency"] for f in generated.glob("parameters/*/us-west-2/api.json")}
+    assert values == {"dev": "", "staging": "", "production": "200"}

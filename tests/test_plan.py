@@ -164,3 +164,16 @@ def test_names_longer_than_aws_allows_are_refused_at_their_key() -> None:
     assert ("PC211", "the bucket name ", text.split("\n").index(f"  {long_env}:") + 1) in found
     assert all(code == "PC211" for code, _, _ in found)
     assert caught.value.exit_code == 1
+
+
+def test_a_scaling_value_given_for_some_environments_only_is_empty_in_the_others() -> None:
+    text = EXAMPLE.read_text().replace("staging:    {memory: 512, reserved_concurrency: 5}",
+                                       "staging:    {memory: 512}")
+    webhooks = _plan(text).service("webhooks")
+    reserved = next(p for p in webhooks.parameters if p.key == "ReservedConcurrency")
+    assert (reserved.type, reserved.pattern) == ("String", r"^([1-9][0-9]{0,3}|10000)?$")
+    assert [(s.target.env, dict(s.values)["ReservedConcurrency"]) for s in webhooks.stacks] == [
+        ("staging", ""), ("production", "100"), ("production", "100")]
+    everywhere = next(p for p in PLAN.service("webhooks").parameters if p.key == "ReservedConcurrency")
+    assert (everywhere.type, everywhere.min_value, everywhere.max_value) == ("Number", 1, 10000)
+    assert "ReservedConcurrency" not in {p.key for p in PLAN.service("worker").parameters}

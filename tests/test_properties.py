@@ -113,9 +113,9 @@ def _service(draw: Any, n: int, envs: list[str], artifacts: dict[str, Any]) -> d
     service["kind"] = "lambda"
     if kind == "lambda-zip":
         service |= {"handler": "app.handler", "runtime": draw(st.sampled_from(RUNTIMES))}
-    reserved = draw(st.booleans())
+    # Every optional per-environment field is drawn per environment: given in some, left out in others.
     service["scaling"] = {e: {"memory": draw(st.integers(128, 10240))} | (
-        {"reserved_concurrency": draw(st.integers(1, 100))} if reserved else {}) for e in envs}
+        {"reserved_concurrency": draw(st.integers(1, 100))} if draw(st.booleans()) else {}) for e in envs}
     strategy = draw(st.sampled_from(["canary", "linear", "all-at-once"]))
     service["rollout"] = {"strategy": strategy, "percent": draw(st.integers(1, 99)),
                           "minutes": draw(st.integers(1, 60))}

@@ -82,12 +82,29 @@ EXPECTED = {  # what each guard says, by the first words of the case
     "alias on": _VERSION, "version": _VERSION, "alias not shifted": "alias LiveAlias is not shifted by CodeDeploy",
     "no deployment group": "a Lambda service has no CodeDeploy deployment group", "PC302": _GROUP,
     "not on the ECS controller": _CONTROLLER, "PC303": _ROLLBACK, "PC305": _TRUST,
-    "PC306": "a service template must not have Conditions: environments may differ only in parameter values",
+    "conditions in": "condition IsProduction must only test whether a parameter is empty: environments may differ "
+                     "only in parameter values",
+    "a condition on": "condition Set must only test whether a parameter is empty: environments may differ only in "
+                      "parameter values",
+    "a conditional resource": "a service template must not create resources conditionally: environments may "
+                              "differ only in parameter values",
+    "an Fn::If": "a service template may only use Fn::If to leave out an unset value: environments may differ only "
+                 "in parameter values",
 }
 
 
 def _expected(case: str, code: str) -> str:
     return next((m for key, m in EXPECTED.items() if case.startswith(key) or key in case), EXPECTED.get(code, ""))
+
+
+def _is_set(key: str) -> dict[str, Any]:
+    return {"Fn::Not": [{"Fn::Equals": [{"Ref": key}, ""]}]}
+
+
+def _branch(parsed: dict[str, Any], branch: Any) -> None:
+    """The API's desired count given through an Fn::If on the condition that its MinCount is set."""
+    parsed[API]["Conditions"] = {"Set": _is_set("MinCount")}
+    parsed[API]["Resources"]["Service"]["Properties"]["DesiredCount"] = {"Fn::If": branch}
 
 
 GUARD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
@@ -138,6 +155,20 @@ GUARD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     # PC306: a service template that branches
     ("conditions in a service template", lambda parsed: parsed[API].__setitem__(
         "Conditions", {"IsProduction": {"Fn::Equals": ["a", "b"]}}), "PC306"),
+    ("a condition on an undeclared parameter", _set(_at(API), "Conditions", {"Set": _is_set("Nothing")}), "PC306"),
+    ("a condition on a release's own parameter", _set(_at(API), "Conditions", {"Set": _is_set("Version")}),
+     "PC306"),
+    ("a condition on a parameter compared with a value", _set(_at(API), "Conditions", {"Set": {"Fn::Not": [
+        {"Fn::Equals": [{"Ref": "Cpu"}, "256"]}]}}), "PC306"),
+    ("a conditional resource", _set(_at(API, "Resources", "Service"), "Condition", "Set"), "PC306"),
+    ("an Fn::If that picks between two values", lambda parsed: _branch(parsed, [
+        "Set", {"Ref": "MinCount"}, 1]), "PC306"),
+    ("an Fn::If that leaves out another parameter", lambda parsed: _branch(parsed, [
+        "Set", {"Ref": "MaxCount"}, {"Ref": "AWS::NoValue"}]), "PC306"),
+    ("an Fn::If on an unknown condition", lambda parsed: _branch(parsed, [
+        "Other", {"Ref": "MinCount"}, {"Ref": "AWS::NoValue"}]), "PC306"),
+    ("an Fn::If of two items", lambda parsed: _branch(parsed, ["Set", {"Ref": "MinCount"}]), "PC306"),
+    ("an Fn::If that is no list", lambda parsed: _branch(parsed, "Set"), "PC306"),
 ]
 
 
@@ -157,6 +188,12 @@ def test_every_clause_of_every_guard_fails_alone(case: str, mutate: Callable[[di
 
 def test_the_guards_pass_the_real_output() -> None:
     guards.check(COMPILED.plan, copy.deepcopy(PARSED))
+
+
+def test_a_service_template_may_leave_out_an_unset_scaling_value() -> None:
+    parsed = copy.deepcopy(PARSED)
+    _branch(parsed, ["Set", {"Ref": "MinCount"}, {"Ref": "AWS::NoValue"}])
+    guards.check(COMPILED.plan, parsed)
 
 
 def _with_stack_values(service: str, index: int, change: Callable[[tuple[tuple[str, str], ...]],

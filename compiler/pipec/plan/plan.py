@@ -228,8 +228,9 @@ def _bootstrap_stack(spec: Spec, env: str, target: Target) -> Stack:
         "HomeRegion": home,
         "CreateOidcProvider": _flag(env == first_in_account and target.region == home),
         "BuildEnvironment": _flag(env == environments[0]),
-        "OwnsRegistry": _flag(env == first_in_registry),
     }
+    if any(a.type == "container-image" for a in spec.artifacts.values()):  # only images need a registry
+        values["OwnsRegistry"] = _flag(env == first_in_registry)
     return Stack(names.stack(spec.project, env, "bootstrap"), BOOTSTRAP_TEMPLATE,
                  _parameter_file(env, target.region, "bootstrap"), target, tuple(values.items()))
 
@@ -378,10 +379,16 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
                    Parameter("MaxCount", "Number", "Most tasks.", min_value=1, max_value=1000)]
     else:
         params.append(Parameter("MemorySize", "Number", "Lambda memory (MiB).", min_value=128, max_value=10240))
-        if isinstance(service, LambdaService) and any(s.reserved_concurrency is not None
-                                                      for s in service.scaling.values()):
+        reserved = [s.reserved_concurrency for s in service.scaling.values()] if isinstance(
+            service, LambdaService) else []
+        if None not in reserved:
             params.append(Parameter("ReservedConcurrency", "Number", "Reserved concurrent executions.",
                                     min_value=1, max_value=10000))
+        elif any(r is not None for r in reserved):
+            # Reserved in some environments only: empty means "unset" there, through the template's condition.
+            params.append(Parameter("ReservedConcurrency", "String",
+                                    "Reserved concurrent executions, empty for none (the account's shared pool).",
+                                    r"^([1-9][0-9]{0,3}|10000)?$"))
     params += [Parameter(v.parameter, "String", f"{v.name} (differs per environment).")
                for v in env_vars if v.parameter]
     return tuple(params)
@@ -402,8 +409,8 @@ def _service_stack(spec: Spec, name: str, env: EnvironmentPlan, region: str, env
     else:
         size = service.scaling[env.name]
         values["MemorySize"] = str(size.memory)
-        if size.reserved_concurrency is not None:
-            values["ReservedConcurrency"] = str(size.reserved_concurrency)
+        reserved = size.reserved_concurrency
+        values["ReservedConcurrency"] = "" if reserved is None else str(reserved)
     overrides = service.config.get(env.name, {})
     for var in env_vars:
         if var.parameter:

@@ -124,16 +124,47 @@ def oidc_trust(plan: Plan, parsed: Parsed) -> Iterator[Diagnostic]:
 
 
 def parity(plan: Plan, parsed: Parsed) -> Iterator[Diagnostic]:
-    """PC306: service templates never branch, and all parameter files of a service share their keys."""
+    """PC306: service templates branch only on whether an optional scaling value is set, and all parameter files
+    of a service share their keys."""
     for service in plan.services:
         template = parsed[service.template] or {}
-        if template.get("Conditions"):
-            yield _problem("PC306", service.template, "a service template must not have Conditions: "
-                           "environments may differ only in parameter values")
-        keys = {tuple(k for k, _ in stack.values) for stack in service.stacks}
         declared = {p.key for p in service.parameters if not p.per_release}
+        tests = {name: _tested(body) for name, body in (template.get("Conditions") or {}).items()}
+        for name, tested in tests.items():
+            if tested not in declared:
+                yield _problem("PC306", service.template, f"condition {name} must only test whether a parameter "
+                               "is empty: environments may differ only in parameter values")
+        for node in _walk(template.get("Resources", {})):
+            if "Condition" in node and isinstance(node.get("Type"), str):
+                yield _problem("PC306", service.template, "a service template must not create resources "
+                               "conditionally: environments may differ only in parameter values")
+            branch = node.get("Fn::If")
+            if branch is not None and not (isinstance(branch, list) and len(branch) == 3
+                                           and branch[0] in tests and branch[1] == {"Ref": tests[branch[0]]}
+                                           and branch[2] == {"Ref": "AWS::NoValue"}):
+                yield _problem("PC306", service.template, "a service template may only use Fn::If to leave "
+                               "out an unset value: environments may differ only in parameter values")
+        keys = {tuple(k for k, _ in stack.values) for stack in service.stacks}
         if len(keys) != 1 or set(next(iter(keys))) != declared:
             yield _problem("PC306", service.template, f"the parameter files of {service.name} differ in keys")
+
+
+def _tested(condition: Any) -> str | None:
+    """The parameter a condition `!Not [!Equals [!Ref P, ""]]` tests, or None for any other condition."""
+    match condition:
+        case {"Fn::Not": [{"Fn::Equals": [{"Ref": str(key)}, ""]}]}:
+            return key
+    return None
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
 
 
 # Every guard, in the order they run (a table, not a decorator: mutation testing skips decorated functions).

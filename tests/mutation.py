@@ -71,6 +71,10 @@ def prepare(modules: list[str]) -> None:
     (SCRATCH / "src").mkdir(parents=True)
     shutil.copytree(REPO / "compiler" / "pipec", SCRATCH / "src" / "pipec",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    # The package's templates (pipec.templates) beside the mutants: else the editable install would read them from
+    # the repository, which may change while a run takes its hour.
+    shutil.copytree(REPO / "templates", SCRATCH / "src" / "pipec" / "templates",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     for name in COPIED:
         source = REPO / name
         if source.is_dir():

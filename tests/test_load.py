@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from pipec.diagnostics import PipecError
-from pipec.load.load import MAX_DEPTH, load_bytes, resolve_plain
+from pipec.load.load import MAX_DEPTH, load, load_bytes, resolve_plain
 
 
 def _codes(text: str | bytes) -> list[str]:
@@ -92,3 +95,35 @@ def test_unsupported_yaml(text: str, code: str) -> None:
 def test_explicit_tags_that_agree_are_fine() -> None:
     doc = load_bytes(b"a: !!str 012\nb: !!int 7\nc: !!float 2\n", "spec.yaml")
     assert doc.data == {"a": "012", "b": 7, "c": 2.0}
+
+
+@pytest.mark.parametrize("number", ["9" * 5000, "-" + "1" * 101, "0x" + "f" * 200, "1." + "5" * 120, "1e" + "9" * 99])
+def test_a_number_longer_than_pipec_reads_is_a_located_error(number: str) -> None:
+    with pytest.raises(PipecError) as caught:
+        load_bytes(f"pipec: 1\ntimeout: {number}\n".encode(), "spec.yaml")
+    [found] = caught.value.diagnostics
+    assert (found.code, found.line, found.column, found.message) == (
+        "PC017", 2, 10, f"a number of {len(number)} characters is longer than pipec reads (100)")
+    assert caught.value.exit_code == 1
+
+
+def test_long_text_that_is_no_number_and_quoted_numbers_are_kept() -> None:
+    doc = load_bytes(f"a: {'fa' * 100}\nb: \"{'9' * 5000}\"\nc: {'9' * 100}\n".encode(), "spec.yaml")
+    assert doc.data == {"a": "fa" * 100, "b": "9" * 5000, "c": int("9" * 100)}
+
+
+def test_a_fifo_a_device_a_directory_and_a_path_too_long_are_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipeline.yaml"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would block forever
+    too_long = tmp_path / ("a/" * 3000 + "pipeline.yaml")
+    cases = [(fifo, "this is not a regular file (a pipe, socket or device)"),
+             (Path("/dev/null"), "this is not a regular file (a pipe, socket or device)"),
+             (tmp_path, "this is a directory, not a file"),
+             (too_long, "the file cannot be read: the path is too long"),
+             (tmp_path / "missing.yaml", "the file does not exist")]
+    for path, message in cases:
+        with pytest.raises(PipecError) as caught:
+            load(path)
+        [found] = caught.value.diagnostics
+        assert (found.code, found.message, caught.value.exit_code) == ("PC001", message, 1)
+        assert len(found.file) <= 200

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from pipec.diagnostics import PipecError, Severity
+from pipec.diagnostics import PipecError, Severity, format_text
 from pipec.load.load import load, load_bytes
 from pipec.validate.rules import RULES
 from pipec.validate.suggest import did_you_mean
@@ -208,3 +213,56 @@ def test_a_single_environment_needs_no_approval_setting() -> None:
         "      production: {cpu: 512, memory: 1024, min: 2, max: 4}\n", "").replace(
         "      production: {memory: 512}\n", "").replace("    approval: none\n", "")
     assert _found(text) == []
+
+
+# Free text, where a trailing newline is part of the value (a command, an environment variable's value).
+_FREE_TEXT = re.compile(r"services\.[^.]+\.(env|config\.[^.]+)\.[^.]+"
+                        r"|checks\.[^.]+\.(run|setup)|artifacts\.[^.]+\.build")
+
+
+def _leaves(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], bool]]:
+    """Every text value (False) and every mapping key (True) of a spec, by path."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if path:  # the top-level keys are pipec's own
+                yield (*path, key), True
+            yield from _leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _leaves(value, (*path, i))
+    elif isinstance(node, str):
+        yield path, False
+
+
+def _with_newline(data: Any, path: tuple[str | int, ...], is_key: bool) -> Any:
+    data = copy.deepcopy(data)
+    parent = data
+    for step in path[:-1]:
+        parent = parent[step]
+    last = path[-1]
+    if is_key:
+        parent[f"{last}\n"] = parent.pop(last)
+    else:
+        parent[last] += "\n"
+    return data
+
+
+EXAMPLE_DATA = yaml.safe_load(EXAMPLE.read_text())
+LEAVES = list(_leaves(EXAMPLE_DATA))
+
+
+@pytest.mark.parametrize(("path", "is_key"), LEAVES, ids=[".".join(map(str, p)) + (" (key)" if k else "")
+                                                         for p, k in LEAVES])
+def test_every_pattern_matches_the_whole_value_a_trailing_newline_is_refused(
+        path: tuple[str | int, ...], is_key: bool) -> None:
+    text = yaml.safe_dump(_with_newline(EXAMPLE_DATA, path, is_key), sort_keys=False, width=1000)
+    dotted = ".".join(map(str, path))
+    if _FREE_TEXT.fullmatch(dotted) and not is_key:
+        assert _validate(text).spec is not None  # free text may end in a newline
+        return
+    with pytest.raises(PipecError) as caught:
+        _validate(text)
+    assert caught.value.exit_code == 1
+    for found in caught.value.diagnostics:  # located, and each part of the report on its own line
+        assert found.line >= 1, found
+        assert len(format_text(found).splitlines()) == 1 + 3 * bool(found.source_line) + bool(found.hint), found

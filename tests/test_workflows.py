@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +135,7 @@ def test_rollback_checks_its_inputs_and_shares_the_deploy_groups(built: dict[str
     assert inputs["environment"]["options"] == ["staging", "production"]
     assert inputs["service"]["options"] == ["all", "api", "worker", "usage-report", "webhooks"]
     check = rollback["jobs"]["inputs"]["steps"][0]["run"]
-    assert "grep -Eqx 'previous|(0|[1-9][0-9]*)" in check
+    assert "versions='^(previous|(0|[1-9][0-9]*)" in check
     for env in ("staging", "production"):
         job = rollback["jobs"][f"rollback-{env}"]
         assert job["needs"] == "inputs"
@@ -183,3 +185,26 @@ def test_every_checkout_step_drops_the_token(built: dict[str, Path]) -> None:
                         checkouts += 1
                         assert step.get("with", {}).get("persist-credentials") is False, (workflow, job["name"])
     assert checkouts > 20
+
+
+@pytest.mark.parametrize(("environment", "service", "version", "ok"), [
+    ("production", "all", "previous", True),
+    ("staging", "webhooks", "1.4.2", True),
+    ("production", "api", "2.0.0-rc.1", True),
+    ("production\nstaging", "all", "previous", False),
+    ("production", "api\n", "previous", False),
+    ("production", "all", "1.0.0\n$(touch /tmp/x)", False),
+    ("production", "all", "v1.0.0", False),
+    ("prod", "all", "previous", False),
+    ("production", "all|api", "previous", False),
+    ("production", "all", "", False),
+])
+def test_the_rollback_input_check_runs_and_matches_whole_values(built: dict[str, Path], environment: str,
+                                                                 service: str, version: str, ok: bool) -> None:
+    """The input job's script, run by bash as GitHub runs it (bash -e), with the inputs in its environment."""
+    check = _workflow(built["example"], "rollback")["jobs"]["inputs"]["steps"][0]["run"]
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-e", "-c", check], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "TARGET_ENV": environment, "SERVICE": service,
+                               "VERSION": version}, check=False)
+    assert (done.returncode == 0) is ok, done.stdout
+    assert ("::error::" in done.stdout) is not ok

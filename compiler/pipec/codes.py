@@ -72,6 +72,8 @@ _ENTRIES = [
     Code("PC014", "load", _SPEC, "the top of the spec is not a mapping", "- project: acme", "start with keys"),
     Code("PC015", "load", _SPEC, "a key is a list or mapping instead of text", "[a, b]: 1", "use a plain key"),
     Code("PC016", "load", _SPEC, "a merge key (<<) is used", "<<: *defaults", "write the keys out"),
+    Code("PC017", "load", _SPEC, "a number is longer than pipec reads (100 characters)", "timeout: 1000...0 "
+         "(5,000 digits)", "write the number the setting needs, or quote the value if it is text"),
     # validate: the schema
     Code("PC101", "validate", _SPEC, "unknown key (with a did-you-mean when one is close)", "artefacts: ...",
          "use the key the hint names; `pipec schema` lists them all"),

@@ -62,6 +62,12 @@ def fail(code: str, message: str, *, hint: str | None = None, file: str = "") ->
     return PipecError([Diagnostic(code, message, file=file, hint=hint)])
 
 
+def quote(text: str) -> str:
+    """A value a user gave, in double quotes, with newlines and other control characters shown escaped (\\n), so a
+    message stays on its line and says exactly what was given."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def errors(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return [d for d in diagnostics if d.severity is Severity.ERROR]
 
@@ -83,8 +89,8 @@ def format_text(diagnostic: Diagnostic, color: bool = False) -> str:
     """Format one diagnostic the way compilers do: location, code, snippet with a caret, hint."""
     c = _COLORS if color else dict.fromkeys(_COLORS, "")
     sev = diagnostic.severity.value
-    lines = [f"{c['bold']}{diagnostic.location}:{c['reset']} "
-             f"{c[sev]}{sev}[{diagnostic.code}]{c['reset']}{c['bold']}: {diagnostic.message}{c['reset']}"]
+    lines = [f"{c['bold']}{_one_line(diagnostic.location)}:{c['reset']} "
+             f"{c[sev]}{sev}[{diagnostic.code}]{c['reset']}{c['bold']}: {_one_line(diagnostic.message)}{c['reset']}"]
     if diagnostic.source_line is not None and diagnostic.line:
         number = str(diagnostic.line)
         pad = " " * len(number)
@@ -94,8 +100,16 @@ def format_text(diagnostic: Diagnostic, color: bool = False) -> str:
                   f"{c['dim']}{number} |{c['reset']} {text}",
                   f"{c['dim']}{pad} |{c['reset']} {c[sev]}{caret}{c['reset']}"]
     if diagnostic.hint:
-        lines.append(f"{c['hint']}hint{c['reset']}: {diagnostic.hint}")
+        lines.append(f"{c['hint']}hint{c['reset']}: {_one_line(diagnostic.hint)}")
     return "\n".join(lines)
+
+
+_CONTROL = {n: json.dumps(chr(n))[1:-1] for n in (*range(0x20), 0x7F)}
+
+
+def _one_line(text: str) -> str:
+    """A message as one line: a newline or other control character a user gave is shown escaped (\\n)."""
+    return text.translate(_CONTROL)
 
 
 _SNIPPET_WIDTH = 100

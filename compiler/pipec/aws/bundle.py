@@ -143,7 +143,7 @@ def _check_digests(plan: Plan, digests: dict[str, str]) -> None:
     problems = [f'unknown artifact "{n}"' for n in digests if n not in known]
     problems += [f'no digest for artifact "{n}"' for n in sorted(known - set(digests))]
     problems += [f'the digest of "{n}" is not sha256:<64 hex digits>' for n, d in digests.items()
-                 if n in known and not _DIGEST.match(d)]
+                 if n in known and not _DIGEST.fullmatch(d)]
     if problems:
         raise fail("PC406", "; ".join(problems), hint="pass --artifact NAME=sha256:HEX for every artifact")
 

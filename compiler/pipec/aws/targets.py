@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipec.diagnostics import fail
+from pipec.diagnostics import fail, quote
 from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan
 from pipec.validate.spec import RELEASE_VERSION
 
@@ -14,7 +14,7 @@ _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 def environment(plan: Plan, name: str) -> EnvironmentPlan:
     known = [e.name for e in plan.environments]
     if name not in known:
-        raise fail("PC401", f'unknown environment "{name}"', hint=f"environments: {', '.join(known)}")
+        raise fail("PC401", f"unknown environment {quote(name)}", hint=f"environments: {', '.join(known)}")
     return plan.environment(name)
 
 
@@ -30,21 +30,21 @@ def services(plan: Plan, name: str | None) -> list[ServicePlan]:
     """The one service asked for, or all of them."""
     known = [s.name for s in plan.services]
     if name is not None and name not in known:
-        raise fail("PC403", f'unknown service "{name}"', hint=f"services: {', '.join(known)}")
+        raise fail("PC403", f"unknown service {quote(name)}", hint=f"services: {', '.join(known)}")
     return [s for s in plan.services if name in (None, s.name)]
 
 
 def version(text: str, flag: str = "--version") -> str:
     """A release version as the tags carry it (1.4.2, 2.0.0-rc.1), checked before anything reaches AWS."""
     if not re.fullmatch(RELEASE_VERSION, text):
-        raise fail("PC404", f'{flag} "{text}" is not a release version',
+        raise fail("PC404", f"{flag} {quote(text)} is not a release version",
                    hint="versions look like 1.4.2 (without the tag prefix); `pipec version current` prints the last")
     return text
 
 
 def commit(text: str) -> str:
     """The commit a release was built from: a git commit id (what the release workflow passes: github.sha)."""
-    if not _COMMIT.match(text):
-        raise fail("PC405", f'--commit "{text}" is not a git commit id',
+    if not _COMMIT.fullmatch(text):
+        raise fail("PC405", f"--commit {quote(text)} is not a git commit id",
                    hint="pass the full commit id, e.g. --commit $(git rev-parse HEAD)")
     return text

@@ -7,6 +7,7 @@ and multiple documents are errors; size, nesting and alias expansion are bounded
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ _HEX = re.compile(r"0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
 _NAN = re.compile(r"\.(nan|NaN|NAN)")
+MOST_DIGITS = 100  # Python refuses to read integers of over 4,300 digits; no setting needs more than a few
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _YAML_TAG = "tag:yaml.org,2002:"
 _BINARY_MAGIC = (b"\x89PNG", b"\x7fELF", b"PK\x03\x04", b"%PDF", b"\x1f\x8b", b"GIF8", b"\xff\xd8\xff")
@@ -94,25 +96,43 @@ def load(path: Path, display: str | None = None) -> Document:
 
 
 def _read(path: Path, name: str) -> bytes:
+    """The file's bytes. Opened without blocking and checked to be a regular file before it is read, so a FIFO or
+    a device is refused instead of waiting forever."""
+    import errno
+    import stat
+
     from pipec.diagnostics import fail
 
-    if path.is_dir():
-        raise fail("PC001", "this is a directory, not a file",
-                   hint="pass the path of pipeline.yaml, e.g. `pipec validate pipeline.yaml`", file=name)
+    if len(name) > 200:
+        name = f"...{name[-80:]}"
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise fail("PC002", f"the file is {size / 1024 / 1024:.1f} MiB; a spec may be at most "
-                       f"{MAX_BYTES // 1024 // 1024} MiB", hint="is this the right file?", file=name)
-        with path.open("rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise fail("PC001", "the file does not exist",
                    hint="run `pipec init` to write a starter pipeline.yaml", file=name) from None
     except PermissionError:
         raise fail("PC001", "the file cannot be read: permission denied", file=name) from None
     except OSError as exc:
-        raise fail("PC001", f"the file cannot be read: {exc.strerror or exc}", file=name) from None
+        reason = "the path is too long" if exc.errno == errno.ENAMETOOLONG else exc.strerror or str(exc)
+        raise fail("PC001", f"the file cannot be read: {reason}", file=name) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise fail("PC001", "this is a directory, not a file",
+                       hint="pass the path of pipeline.yaml, e.g. `pipec validate pipeline.yaml`", file=name)
+        raise fail("PC001", "this is not a regular file (a pipe, socket or device)",
+                   hint="pass the path of pipeline.yaml; to check text from a pipe, write it to a file first",
+                   file=name)
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(fd).st_size
+        if size > MAX_BYTES:
+            raise fail("PC002", f"the file is {size / 1024 / 1024:.1f} MiB; a spec may be at most "
+                       f"{MAX_BYTES // 1024 // 1024} MiB", hint="is this the right file?", file=name)
+        try:
+            data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise fail("PC001", f"the file cannot be read: {exc.strerror or exc}", file=name) from None
     if len(data) > MAX_BYTES:
         raise fail("PC002", f"the file is larger than {MAX_BYTES // 1024 // 1024} MiB", file=name)
     return data
@@ -419,6 +439,11 @@ class _Builder:
 
     def _scalar(self, node: _Node) -> Any:
         tag = node.tag
+        if len(node.value) > MOST_DIGITS and not (node.style and tag is None) and _is_number(node.value):
+            self.problems.append(self._at(node.span, "PC017", f"a number of {len(node.value)} characters is longer "
+                                          f"than pipec reads ({MOST_DIGITS})",
+                                          "no setting of a pipeline needs such a number; quote it if it is text"))
+            return node.value
         if tag is None:
             return node.value if node.style else resolve_plain(node.value)
         if tag in ("!", _YAML_TAG + "str"):
@@ -450,6 +475,10 @@ class _Builder:
 
 
 _MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF")
+
+
+def _is_number(text: str) -> bool:
+    return any(p.fullmatch(text) for p in (_INT, _OCT, _HEX, _FLOAT))
 
 
 def resolve_plain(text: str) -> Any:

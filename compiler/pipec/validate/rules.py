@@ -341,7 +341,7 @@ def variable_names(spec: Spec, doc: Document) -> Found:
             elif is_lambda and key in LAMBDA_RESERVED_VARIABLES:
                 yield doc.diagnostic("PC217", path, f"Lambda reserves {key} and refuses a function that sets it",
                                      "Lambda sets it itself; choose another name", key=True)
-            elif is_lambda and not re.match(LAMBDA_VARIABLE_NAME, key):
+            elif is_lambda and not re.fullmatch(LAMBDA_VARIABLE_NAME, key):
                 yield doc.diagnostic("PC217", path, f"Lambda refuses the variable name {key}",
                                      "a Lambda variable's name starts with a letter and has two characters or more",
                                      key=True)

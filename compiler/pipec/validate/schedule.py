@@ -5,6 +5,7 @@ Used by the validate rules (is it valid?) and the plan (what EventBridge and Git
 
 from __future__ import annotations
 
+import json
 import re
 from typing import NamedTuple
 
@@ -12,6 +13,7 @@ _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 _DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 _FIELDS = [("minute", 0, 59, []), ("hour", 0, 23, []), ("day of month", 1, 31, []),
            ("month", 1, 12, _MONTHS), ("day of week", 0, 7, _DAYS)]
+_SPACED = re.compile(r"[^\s]+( [^\s]+)*")  # GitHub and EventBridge read the text as it is: no tab, no newline
 _RATE = re.compile(r"rate\((?P<n>[1-9][0-9]{0,4}) (?P<unit>minute|minutes|hour|hours|day|days)\)")
 
 
@@ -43,7 +45,10 @@ class Cron(NamedTuple):
 
 def parse_cron(text: str) -> Cron:
     """Parse a 5-field cron expression, raising ScheduleError that names the bad field."""
-    parts = text.split()
+    if not _SPACED.fullmatch(text):
+        raise ScheduleError(f"{json.dumps(text)} must be fields separated by single spaces, with nothing before or "
+                            "after them", 'e.g. "*/30 * * * *" for every 30 minutes, in UTC')
+    parts = text.split(" ")
     if len(parts) != 5:
         raise ScheduleError(f'"{text}" has {len(parts)} fields; cron takes 5 (minute hour day month weekday)',
                             'e.g. "*/30 * * * *" for every 30 minutes, in UTC')

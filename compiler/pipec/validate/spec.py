@@ -38,6 +38,14 @@ GITHUB_HANDLE = r"^@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9._-]+)?$"
 RUNNER = r"^[A-Za-z0-9._-]+$"
 REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._+=<>!~@:/,\[\]-]*$"
 
+
+
+def whole(pattern: str) -> str:
+    r"""The pattern as Python must apply it to match the whole value: Python's `$` also matches before a final
+    newline, `\Z` only at the very end (what `$` means in JSON Schema, whose copy keeps the `$`: see schema)."""
+    return pattern.removesuffix("$") + r"\Z"
+
+
 # Human names for patterns, used in error messages.
 PATTERN_NAMES = {
     NAME: "a lowercase name: letters a-z, digits and single hyphens, starting with a letter",
@@ -63,8 +71,8 @@ PATTERN_NAMES = {
     REQUIREMENT: "a pip requirement without spaces, such as pipec==0.1.0 or git+https://github.com/o/pipec@v0.1.0",
 }
 
-Name = Annotated[str, Field(pattern=NAME, min_length=1, max_length=32)]
-EnvVarName = Annotated[str, Field(pattern=ENV_VAR, max_length=128)]
+Name = Annotated[str, Field(pattern=whole(NAME), min_length=1, max_length=32)]
+EnvVarName = Annotated[str, Field(pattern=whole(ENV_VAR), max_length=128)]
 EnvValue = Annotated[str, Field(max_length=4096)]
 Command = Annotated[str, Field(min_length=1, max_length=4000)]
 
@@ -76,20 +84,20 @@ class Model(BaseModel):
 class ReleasePolicy(Model):
     """How a release is cut: one per push to the release branch, named by a semver tag."""
 
-    branch: Annotated[str, Field(pattern=BRANCH, description="Every push to this branch is a release.")] = "main"
-    tag_prefix: Annotated[str, Field(pattern=TAG_PREFIX, description="Prefix of release tags, e.g. v.")] = "v"
-    initial_version: Annotated[str, Field(pattern=SEMVER, description="First version when no tag exists.")] = (
+    branch: Annotated[str, Field(pattern=whole(BRANCH), description="Every push to this branch is a release.")] = "main"
+    tag_prefix: Annotated[str, Field(pattern=whole(TAG_PREFIX), description="Prefix of release tags, e.g. v.")] = "v"
+    initial_version: Annotated[str, Field(pattern=whole(SEMVER), description="First version when no tag exists.")] = (
         "0.1.0")
 
 
 class GitHub(Model):
     """Where the workflows go and what they run on."""
 
-    workflows_dir: Annotated[str, Field(pattern=RELATIVE_PATH, description=(
+    workflows_dir: Annotated[str, Field(pattern=whole(RELATIVE_PATH), description=(
         "Folder of the generated workflows, relative to pipeline.yaml. A folder inside generated/ is "
         "part of the generated tree."))] = ".github/workflows"
-    runner: Annotated[str, Field(pattern=RUNNER, description="runs-on label of every job.")] = "ubuntu-24.04"
-    pipec: Annotated[str | None, Field(pattern=REQUIREMENT, description=(
+    runner: Annotated[str, Field(pattern=whole(RUNNER), description="runs-on label of every job.")] = "ubuntu-24.04"
+    pipec: Annotated[str | None, Field(pattern=whole(REQUIREMENT), description=(
         "What the workflows install with pip to run pipec (default: this pipec's version from PyPI), e.g. "
         "git+https://github.com/org/pipec@v0.1.0 or a private index's pipec==0.1.0."))] = None
 
@@ -98,8 +106,8 @@ class ContainerImage(Model):
     """A container image built once per release, pushed to ECR and deployed by digest."""
 
     type: Literal["container-image"]
-    context: Annotated[str, Field(pattern=CONTEXT, description="Docker build context.")] = "."
-    dockerfile: Annotated[str | None, Field(pattern=RELATIVE_PATH, description="Dockerfile path.")] = None
+    context: Annotated[str, Field(pattern=whole(CONTEXT), description="Docker build context.")] = "."
+    dockerfile: Annotated[str | None, Field(pattern=whole(RELATIVE_PATH), description="Dockerfile path.")] = None
     platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
 
 
@@ -108,7 +116,7 @@ class LambdaZip(Model):
 
     type: Literal["lambda-zip"]
     build: Annotated[Command | None, Field(description="Command that produces the zip.")] = None
-    path: Annotated[str, Field(pattern=RELATIVE_PATH, description="Path of the zip after the build.")]
+    path: Annotated[str, Field(pattern=whole(RELATIVE_PATH), description="Path of the zip after the build.")]
 
 
 Artifact = Annotated[ContainerImage | LambdaZip, Field(discriminator="type")]
@@ -117,34 +125,34 @@ Artifact = Annotated[ContainerImage | LambdaZip, Field(discriminator="type")]
 class Vpc(Model):
     """An existing VPC of one region, with the subnets pipec may use."""
 
-    vpc: Annotated[str, Field(pattern=VPC_ID)]
-    public_subnets: Annotated[list[Annotated[str, Field(pattern=SUBNET_ID)]], Field(
+    vpc: Annotated[str, Field(pattern=whole(VPC_ID))]
+    public_subnets: Annotated[list[Annotated[str, Field(pattern=whole(SUBNET_ID))]], Field(
         min_length=2, max_length=6, description="Subnets of the load balancers (two or more zones).")]
-    private_subnets: Annotated[list[Annotated[str, Field(pattern=SUBNET_ID)]], Field(
+    private_subnets: Annotated[list[Annotated[str, Field(pattern=whole(SUBNET_ID))]], Field(
         min_length=2, max_length=6, description="Subnets of the tasks and functions.")]
 
 
 class Network(Model):
     """Either a VPC that pipec manages (give `cidr`, or nothing) or existing VPCs per region (`vpcs`)."""
 
-    cidr: Annotated[str | None, Field(pattern=CIDR, description="CIDR of the managed VPC.")] = None
+    cidr: Annotated[str | None, Field(pattern=whole(CIDR), description="CIDR of the managed VPC.")] = None
     vpcs: Annotated[dict[str, Vpc] | None, Field(description="Existing VPC per region.")] = None
 
 
 class Environment(Model):
     """One environment, in promotion order; it differs from the others only in scaling and config."""
 
-    account: Annotated[str, Field(pattern=ACCOUNT, description="AWS account id (quote it).")]
+    account: Annotated[str, Field(pattern=whole(ACCOUNT), description="AWS account id (quote it).")]
     regions: Annotated[list[str], Field(min_length=1, max_length=8, description="AWS regions; first is home.")]
     approval: Annotated[Literal["manual", "none"] | None, Field(description=(
         "manual: deploys wait for a reviewer in the GitHub environment. The last environment must say "
         "it explicitly."))] = None
-    reviewers: Annotated[list[Annotated[str, Field(pattern=GITHUB_HANDLE)]], Field(
+    reviewers: Annotated[list[Annotated[str, Field(pattern=whole(GITHUB_HANDLE))]], Field(
         description="Who approves deploys (documented in generated/README.md).")] = []
-    url: Annotated[str | None, Field(pattern=URL, description=(
+    url: Annotated[str | None, Field(pattern=whole(URL), description=(
         "Base URL of the environment for e2e and sanity checks; {region} and {env} are replaced."))] = None
     network: Network = Network()
-    certificates: Annotated[dict[str, Annotated[str, Field(pattern=CERTIFICATE)]], Field(
+    certificates: Annotated[dict[str, Annotated[str, Field(pattern=whole(CERTIFICATE))]], Field(
         description="ACM certificate per region; web services serve HTTPS when given.")] = {}
 
 
@@ -184,7 +192,7 @@ class Rollout(Model):
     minutes: Annotated[int, Field(ge=1, le=2880, description="Minutes between steps.")] = 5
 
 
-Secrets = Annotated[dict[EnvVarName, Annotated[str, Field(pattern=SECRET_REF)]], Field(
+Secrets = Annotated[dict[EnvVarName, Annotated[str, Field(pattern=whole(SECRET_REF))]], Field(
     description="Secret references (ssm:/... or secretsmanager:...), never values.")]
 Config = Annotated[dict[str, dict[EnvVarName, EnvValue]], Field(
     description="Per-environment overrides of `env`; the only configuration that differs.")]
@@ -196,7 +204,7 @@ class EcsService(Model):
     kind: Literal["ecs-fargate"]
     artifact: Name
     port: Annotated[int | None, Field(ge=1, le=65535, description="Container port; makes it a web service.")] = None
-    health_check: Annotated[str, Field(pattern=HEALTH_PATH, description="Health check path.")] = "/health"
+    health_check: Annotated[str, Field(pattern=whole(HEALTH_PATH), description="Health check path.")] = "/health"
     command: Annotated[list[Annotated[str, Field(max_length=1000)]] | None, Field(max_length=50)] = None
     env: dict[EnvVarName, EnvValue] = {}
     secrets: Secrets = {}
@@ -210,7 +218,7 @@ class LambdaService(Model):
 
     kind: Literal["lambda"]
     artifact: Name
-    handler: Annotated[str | None, Field(pattern=HANDLER, description="Handler, for zip artifacts.")] = None
+    handler: Annotated[str | None, Field(pattern=whole(HANDLER), description="Handler, for zip artifacts.")] = None
     runtime: Annotated[str | None, Field(description="Runtime, for zip artifacts, e.g. python3.13.")] = None
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     timeout: Annotated[int, Field(ge=1, le=900, description="Seconds.")] = 30
@@ -245,15 +253,15 @@ class Checks(Model):
 
 
 class Alerts(Model):
-    email: Annotated[list[Annotated[str, Field(pattern=EMAIL)]], Field(min_length=1, max_length=10)]
+    email: Annotated[list[Annotated[str, Field(pattern=whole(EMAIL))]], Field(min_length=1, max_length=10)]
 
 
 class Spec(Model):
     """pipeline.yaml: how this repository ships."""
 
     pipec: Annotated[Literal[1], Field(description="Spec format version.")]
-    project: Annotated[str, Field(pattern=NAME, max_length=20, description="Prefixes every stack and name.")]
-    repository: Annotated[str, Field(pattern=REPOSITORY, description="GitHub owner/name; scopes OIDC trust.")]
+    project: Annotated[str, Field(pattern=whole(NAME), max_length=20, description="Prefixes every stack and name.")]
+    repository: Annotated[str, Field(pattern=whole(REPOSITORY), description="GitHub owner/name; scopes OIDC trust.")]
     release: ReleasePolicy = ReleasePolicy()
     github: GitHub = GitHub()
     artifacts: Annotated[dict[Name, Artifact], Field(min_length=1, description="Built once per release.")]

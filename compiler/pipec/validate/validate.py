@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ValidationError
 
-from pipec.diagnostics import Diagnostic, PipecError, Severity, errors
+from pipec.diagnostics import Diagnostic, PipecError, Severity, errors, quote
 from pipec.load.load import Document, SpecPath
 from pipec.validate.spec import PATTERN_NAMES, Spec
 from pipec.validate.suggest import did_you_mean
@@ -166,10 +166,10 @@ def _diagnostic(issue: Any, document: Document) -> Diagnostic:
         return document.diagnostic("PC104", path, f"{where} must be one of {', '.join(options)}; "
                                    f"found {describe(shown)}", did_you_mean(str(shown), options))
     if kind == "string_pattern_mismatch":
-        pattern = issue["ctx"]["pattern"]
+        pattern = str(issue["ctx"]["pattern"]).removesuffix(r"\Z") + "$"  # as the constants spell it (spec.whole)
         name = PATTERN_NAMES.get(pattern, f"text matching {pattern}")
         secret = "secrets" in path[:-1]
-        what = f'the name "{path[-1]}"' if is_key else (where or "the value") if secret else (
+        what = f"the name {quote(str(path[-1]))}" if is_key else (where or "the value") if secret else (
             f"{where} ({describe(value)})")
         hidden = "the value is hidden here because it may be a secret" if secret else None
         return document.diagnostic("PC104", path, f"{what} must be {name}", hidden, key=is_key, redact=secret)
@@ -230,8 +230,7 @@ def describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f'"{shown}"'
+        return quote(value) if len(value) <= 40 else quote(value[:37])[:-1] + '..."'
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

@@ -36,7 +36,17 @@ def _directory(path: Path) -> None:
     path.mkdir()
 
 
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)  # nobody writes to it: reading it would wait forever
+
+
+def _long_number(path: Path) -> None:
+    path.write_text((CASES / "bad-service-name.yaml").read_text() + "timeout: " + "9" * 5000 + "\n")
+
+
 MADE: dict[str, Callable[[Path], None]] = {
+    "fifo": _fifo,
+    "number-of-5000-digits": _long_number,
     "huge-file": _huge,
     "deep-nesting": _deep,
     "directory": _directory,

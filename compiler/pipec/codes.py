@@ -105,6 +105,9 @@ _ENTRIES = [
          'schedule: "every day"', 'write 5-field cron such as "15 2 * * *" (UTC)'),
     Code("PC211", "plan", _SPEC, "every name pipec gives an AWS resource stays within AWS's length limit",
          "a 40-character project with a 30-character service", "shorten the project, environment or service name"),
+    Code("PC219", "plan", _SPEC, "every name pipec gives an AWS resource belongs to one thing only",
+         "environments prod and prod-eu with services eu-api and api: both stacks are acme-prod-eu-api",
+         "rename the service or the environment; bootstrap and network are the shared stacks' names"),
     Code("PC212", "validate", _SPEC, "networking is either managed (cidr) or existing VPCs for every region",
          "network with both cidr and vpcs", "give one of the two"),
     Code("PC213", "validate", _SPEC, "HTTPS is all or nothing: certificates for every region of every environment, "

@@ -88,7 +88,9 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         sanity_group=names.workflow_group(spec.project, "sanity"),
         spec_sha=spec_sha,
     )
-    limits.check((named for env in environments for named in _named(plan, env)), validated.document)
+    named = [named for env in environments for named in _named(plan, env)]
+    limits.check(named, validated.document)
+    limits.unique(named, validated.document)
     return plan
 
 
@@ -100,6 +102,9 @@ def _named(plan: Plan, env: EnvironmentPlan) -> Iterator[limits.Named]:
     for role in (env.deploy_role, env.cfn_role, env.sanity_role):
         yield env.name, "role", role, here
     yield env.name, "topic", env.alert_topic, here
+    for stack in (*env.bootstrap[:1], *env.network[:1]):
+        yield env.name, "stack", stack.name, here
+    yield env.name, "log group", names.instance(plan.account_names.flow_log_group, env.name), here
     for service in plan.services:
         at = ("services", service.name)
         resource = service.resource_in(env.name)

@@ -63,9 +63,8 @@ def main() -> None:
             pipec(world, STAGING, work, "deploy", "--env", "staging", "--version", version)
             step("what runs in staging")
             pipec(world, STAGING, work, "status", "--env", "staging")
-
-        step("production approves and deploys the same 1.1.0")
-        pipec(world, PRODUCTION, work, "deploy", "--env", "production", "--version", "1.1.0")
+            step(f"production approves and deploys the same {version}")
+            pipec(world, PRODUCTION, work, "deploy", "--env", "production", "--version", version)
         pipec(world, PRODUCTION, work, "status", "--env", "production")
 
         step("something is wrong in production: roll back to the previous release")

@@ -93,8 +93,14 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         again = _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.1.0", "--service", "api"))
         assert "[staging us-east-1 api] 1.1.0 is already deployed; nothing to do" in again
 
-        out = _ok(run(PRODUCTION, "rollback", "--env", "production", "--to", "previous"))
-        assert "rolling back production (us-east-1, eu-west-1) to previous" in out
+        # Production ran only 1.1.0: 1.0.0 ran in staging, never here, so it is no "previous" of production.
+        refused = run(PRODUCTION, "rollback", "--env", "production", "--to", "previous")
+        assert refused.exit_code == 4
+        assert ("error[PC609]: api has run no version older than 1.1.0 in production us-east-1, so there is no "
+                "previous version there\nhint: versions that ran there: 1.1.0;") in refused.stderr
+        assert _status(run, PRODUCTION, "production")[("us-east-1", "api")]["version"] == "1.1.0"
+        out = _ok(run(PRODUCTION, "rollback", "--env", "production", "--to", "1.0.0"))
+        assert "rolling back production (us-east-1, eu-west-1) to 1.0.0" in out
         production = _status(run, PRODUCTION, "production")
         assert {row["version"] for row in production.values()} == {"1.0.0"}
         assert len(production) == 8

@@ -13,6 +13,7 @@ from pipec.aws import bundle
 from pipec.aws.session import Aws
 from pipec.diagnostics import PipecError
 from tests.aws_world import World, aws_in, build_release
+from tests.conftest import EXAMPLE
 from tests.test_safety import COMPILED
 
 PLAN = COMPILED.plan
@@ -170,3 +171,78 @@ def test_a_missing_release_says_where_releases_come_from(aws: Aws) -> None:
         bundle.Bundles(aws, PLAN).release("9.8.7")
     assert caught.value.diagnostics[0].hint == ("releases are published by the release workflow (`pipec bundle`); "
                                                "`pipec history` lists the versions that were deployed")
+
+
+def _changed_plan(old: str, new: str) -> Any:
+    from pipec.load.load import load_bytes
+    from pipec.plan.plan import make_plan
+    from pipec.validate.validate import validate
+
+    text = EXAMPLE.read_text()
+    assert old in text
+    return make_plan(validate(load_bytes(text.replace(old, new).encode(), "pipeline.yaml")))
+
+
+_NEW_REGION = """    regions: [us-east-1, us-west-2]
+    approval: none
+    url: https://api.staging.stigg.io
+    network:
+      cidr: 10.10.0.0/16  # pipec manages this VPC
+    certificates:
+      us-west-2: arn:aws:acm:us-west-2:111111111111:certificate/3f1a2b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"""
+
+
+_EXTRA_SERVICE = """
+  extra:
+    kind: lambda
+    artifact: jobs-zip
+    handler: extra.handler
+    runtime: python3.13
+    scaling:
+      staging: {memory: 256}
+      production: {memory: 256}
+
+checks:"""
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("api-image", "api-img", "release 3.9.7 cannot be deployed to api in staging us-east-1: it has no artifact "
+     "api-img, which the service now uses (the release has: api-image, jobs-zip, webhooks-zip, worker-image)"),
+    ("    regions: [us-east-1]\n    approval: none\n    url: https://api.staging.stigg.io\n    network:\n"
+     "      cidr: 10.10.0.0/16  # pipec manages this VPC\n    certificates:", _NEW_REGION,
+     "release 3.9.7 cannot be deployed to api in staging us-west-2: it has no "
+     "generated/cloudformation/parameters/staging/us-west-2/api.json"),
+    ("\nchecks:", _EXTRA_SERVICE, "release 3.9.7 cannot be deployed to extra in staging us-east-1: it has no "
+     "generated/cloudformation/services/extra.yaml"),
+])
+def test_a_release_older_than_the_spec_is_refused_before_any_stack_changes(world: World, aws: Aws, old: str,
+                                                                          new: str, message: str) -> None:
+    """Rolling back across an artifact's rename, an added region or an added service: refused up front, with the
+    reason, instead of a KeyError or a deploy that stops half-way."""
+    from pipec.aws import deploy
+
+    if aws.client("s3", "us-east-1").list_objects_v2(Bucket=PLAN.release_bucket, Prefix="releases/3.9.7/")[
+            "KeyCount"] == 0:
+        _publish(aws, "3.9.7", build_release(world, PLAN, "3.9.7"))
+    plan = _changed_plan(old, new)
+
+    def stacks() -> list[Any]:
+        return [aws.client("cloudformation", r).list_stacks()["StackSummaries"] for r in ("us-east-1", "us-west-2")]
+
+    before = stacks()
+    said: list[str] = []
+    with pytest.raises(PipecError) as caught:
+        deploy.deploy(aws, plan, deploy.Request("staging", "3.9.7", action="rollback"), said.append)
+    [found] = caught.value.diagnostics
+    assert (found.code, found.message, caught.value.exit_code) == ("PC617", message, 4)
+    assert stacks() == before
+    assert said == ["pipec: rolling back staging (" + ", ".join(plan.environment("staging").regions) + ") to 3.9.7"]
+
+
+@pytest.mark.parametrize("record", [b"{}", b"not json", b"[]", b'{"version": "4.0.1", "commit": "c", "artifacts": {}}',
+                                    b'{"version": "4.0.0", "commit": "c", "artifacts": {"a": "sha256:x"}}'])
+def test_a_damaged_release_record_is_refused(aws: Aws, record: bytes) -> None:
+    aws.client("s3", "us-east-1").put_object(Bucket=PLAN.release_bucket, Key="releases/4.0.0/release.json", Body=record)
+    code, message = _error(lambda: bundle.Bundles(aws, PLAN).release("4.0.0"))
+    assert (code, message) == ("PC618", "the record of release 4.0.0 (releases/4.0.0/release.json) is not the record "
+                                         "pipec bundle writes for it")

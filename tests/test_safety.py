@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from pipec.aws import deploy, ledger
-from pipec.aws.bundle import Bundles
 from pipec.aws.session import Aws
 from pipec.build import compile_spec
 from pipec.diagnostics import PipecError
@@ -465,51 +464,52 @@ def test_concurrent_builds_with_different_content_take_turns(trees: dict[str, An
 # ---------------------------------------------------------------- rollback's previous
 
 
-@pytest.mark.parametrize(("case", "history", "published", "expected"), [
-    ("the release before", ["1.0.0", "1.1.0", "1.2.0"], [], "1.1.0"),
-    ("a redeploy is not previous", ["1.0.0", "1.1.0", "1.2.0", "1.2.0"], [], "1.1.0"),
-    ("after a rollback, further back, never forward", ["1.0.0", "1.1.0", "1.2.0", "1.1.0"], [], "1.0.0"),
-    ("a ledger out of order", ["1.3.0", "1.0.0", "1.2.0"], [], "1.0.0"),
-    ("one version ran: the release published just before it", ["1.2.0", "1.2.0"],
-     ["1.0.0", "1.1.0", "1.2.0", "1.3.0"], "1.1.0"),
+@pytest.mark.parametrize(("case", "history", "expected"), [
+    ("the release before", ["1.0.0", "1.1.0", "1.2.0"], "1.1.0"),
+    ("a redeploy is not previous", ["1.0.0", "1.1.0", "1.2.0", "1.2.0"], "1.1.0"),
+    ("after a rollback, further back, never forward", ["1.0.0", "1.1.0", "1.2.0", "1.1.0"], "1.0.0"),
+    ("a ledger out of order", ["1.3.0", "1.0.0", "1.2.0"], "1.0.0"),
+    ("pre-releases are older than their release", ["1.1.0", "1.2.0-rc.1", "1.2.0"], "1.2.0-rc.1"),
 ])
 def test_previous_over_a_ledger_of_several_releases(world: World, monkeypatch: pytest.MonkeyPatch, case: str,
-                                                    history: list[str], published: list[str], expected: str) -> None:
+                                                    history: list[str], expected: str) -> None:
     aws = aws_in(world, "111111111111", monkeypatch)
-    plan = COMPILED.plan
-    service = plan.service("worker")._replace(name=f"svc{abs(hash(case)) % 10**8}")  # a ledger of its own
+    service = COMPILED.plan.service("worker")._replace(name=f"svc{abs(hash(case)) % 10**8}")  # a ledger of its own
     target = Target("staging", "us-east-1", "111111111111")
     for version in history:
         ledger.record(aws, service, target, ledger.Entry(version, "c" * 40, "sha256:" + "0" * 64, "t", "me",
                                                          "deploy"))
-    s3 = aws.client("s3", "us-east-1")
-    s3.create_bucket(Bucket=plan.release_bucket)
-    for old in s3.list_objects_v2(Bucket=plan.release_bucket).get("Contents", []):
-        s3.delete_object(Bucket=plan.release_bucket, Key=old["Key"])
-    for version in published:
-        s3.put_object(Bucket=plan.release_bucket, Key=f"releases/{version}/release.json", Body=b"{}")
     request = deploy.Request("staging", deploy.PREVIOUS, action="rollback")
-    assert deploy._target_version(aws, Bundles(aws, plan), service, target, request) == expected
+    assert deploy._target_version(aws, service, target, request) == expected
 
 
 @pytest.mark.parametrize(("history", "message", "hint"), [
-    ([], "was never deployed to staging us-east-1, so there is no previous version", None),
-    (["1.0.0"], "no release before 1.0.0 exists for", "name a version with --to"),
+    ([], "worker0 was never deployed to staging us-east-1, so there is no previous version", None),
+    (["1.0.0"], "worker1 has run no version older than 1.0.0 in staging us-east-1, so there is no previous version "
+     "there", "versions that ran there: 1.0.0; to deploy another release, name it with --to"),
+    # releases older than the one running were published, but never ran here: they are not "previous"
+    (["1.2.0", "1.2.0"], "worker2 has run no version older than 1.2.0 in staging us-east-1",
+     "versions that ran there: 1.2.0; to deploy another release, name it with --to"),
+    (["1.0.0", "1.1.0", "1.0.0"], "worker3 has run no version older than 1.0.0 in staging us-east-1",
+     "versions that ran there: 1.0.0, 1.1.0; to deploy another release, name it with --to"),
 ])
-def test_previous_without_an_earlier_version_is_refused(world: World, monkeypatch: pytest.MonkeyPatch,
-                                                        history: list[str], message: str, hint: str | None) -> None:
+def test_previous_without_an_earlier_version_here_is_refused(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                             history: list[str], message: str,
+                                                             hint: str | None) -> None:
     aws = aws_in(world, "111111111111", monkeypatch)
     plan = COMPILED.plan
-    service = plan.service("worker")._replace(name=f"none{len(history)}")
+    service = plan.service("worker")._replace(name=f"worker{len(history)}")
     target = Target("staging", "us-east-1", "111111111111")
+    s3 = aws.client("s3", "us-east-1")
+    s3.create_bucket(Bucket=plan.release_bucket)
+    for version in ("1.0.0", "1.1.0", "1.2.0"):  # published, whatever ran
+        s3.put_object(Bucket=plan.release_bucket, Key=f"releases/{version}/release.json", Body=b"{}")
     for version in history:
         ledger.record(aws, service, target, ledger.Entry(version, "c" * 40, "d", "t", "me", "deploy"))
-    aws.client("s3", "us-east-1").create_bucket(Bucket=plan.release_bucket)
     with pytest.raises(PipecError) as caught:
-        deploy._target_version(aws, Bundles(aws, plan), service, target,
-                               deploy.Request("staging", deploy.PREVIOUS, action="rollback"))
+        deploy._target_version(aws, service, target, deploy.Request("staging", deploy.PREVIOUS, action="rollback"))
     [found] = caught.value.diagnostics
-    assert found.code == "PC609" and message in found.message and found.hint == hint
+    assert (found.code, found.hint) == ("PC609", hint) and found.message.startswith(message), found.message
     assert caught.value.exit_code == 4
 
 

@@ -212,6 +212,11 @@ _ENTRIES = [
          "ROLLBACK_COMPLETE after a first deploy failed", "delete the stack and deploy again"),
     Code("PC615", "aws", ExitCode.INTERRUPTED, "a deployment was interrupted; CloudFormation goes on with it",
          "Ctrl-C during pipec deploy", "follow it with `pipec status` and deploy again once it settles"),
+    Code("PC617", "aws", _AWS, "a release cannot be deployed as the spec now stands (it predates an artifact, a "
+         "service or a region)", "pipec rollback --to 1.2.0 after the artifact api-image was renamed",
+         "deploy a release made since the change, or change the spec back and release that"),
+    Code("PC618", "aws", _AWS, "a release's record is damaged (not JSON, fields missing, another version)",
+         "release.json of 1.4.2 overwritten with {}", "find out who changed the release bucket before deploying"),
     Code("PC616", "aws", _AWS, "AWS cannot be reached", "no network, or a wrong AWS_ENDPOINT_URL",
          "check the network, the region and AWS_ENDPOINT_URL"),
     # release: git

@@ -17,7 +17,7 @@ from typing import Any
 from pipec import __version__
 from pipec.aws import targets
 from pipec.aws.session import Aws, code_of, errors, utc_now
-from pipec.diagnostics import fail
+from pipec.diagnostics import PipecError, fail
 from pipec.plan import names
 from pipec.plan.model import Plan, Release, ServicePlan, Target
 from pipec.render.output import Output
@@ -37,13 +37,22 @@ class Bundles:
     aws: Aws
     plan: Plan
     _records: dict[str, Release] = field(default_factory=dict)
-    _files: dict[tuple[str, str], str] = field(default_factory=dict)
+    _files: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     def release(self, version: str) -> Release:
         if version not in self._records:
-            data = json.loads(self._get(version, RECORD, what=f"release {version}"))
-            digests = {name: item["digest"] for name, item in data.get("artifacts", {}).items()}
-            self._records[version] = Release(data["version"], data["commit"], digests)
+            text = self._get(version, RECORD, what=f"release {version}")
+            try:
+                data = json.loads(text)
+                digests = {str(name): str(item["digest"]) for name, item in data.get("artifacts", {}).items()}
+                found = Release(str(data["version"]), str(data["commit"]), digests)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                found = None
+            if found is None or found.version != version:
+                raise fail("PC618", f"the record of release {version} ({names.release_prefix(version)}{RECORD}) is "
+                           "not the record pipec bundle writes for it", hint="releases are written once by "
+                           "`pipec bundle`; find out who changed the release bucket before deploying from it")
+            self._records[version] = found
         return self._records[version]
 
     def versions(self) -> list[str]:
@@ -62,19 +71,31 @@ class Bundles:
 
     def file(self, version: str, path: str) -> str:
         """A generated file of the release, by its path in the repository (generated/cloudformation/...)."""
+        found = self.find(version, path)
+        if found is None:
+            raise self._missing(version, f"{path} of release {version}")
+        return found
+
+    def find(self, version: str, path: str) -> str | None:
+        """A generated file of the release, or None when the release has no such file."""
         key = (version, path)
         if key not in self._files:
-            self._files[key] = self._get(version, path, what=f"{path} of release {version}")
+            with errors(f"reading {path} of release {version}"):
+                body = _object(self.aws, self.plan, version, path)
+            self._files[key] = None if body is None else body.decode("utf-8")
         return self._files[key]
 
     def _get(self, version: str, path: str, *, what: str) -> str:
         with errors(f"reading {what}"):
             body = _object(self.aws, self.plan, version, path)
         if body is None:
-            raise fail("PC603", f"{what} is not in s3://{self.plan.release_bucket}/{names.release_prefix(version)}",
-                       hint="releases are published by the release workflow (`pipec bundle`); "
-                            "`pipec history` lists the versions that were deployed")
+            raise self._missing(version, what)
         return body.decode("utf-8")
+
+    def _missing(self, version: str, what: str) -> PipecError:
+        return fail("PC603", f"{what} is not in s3://{self.plan.release_bucket}/{names.release_prefix(version)}",
+                    hint="releases are published by the release workflow (`pipec bundle`); "
+                         "`pipec history` lists the versions that were deployed")
 
 
 def _object(aws: Aws, plan: Plan, version: str, path: str) -> bytes | None:

@@ -42,23 +42,29 @@ def _select(plan: Plan, request: Request) -> tuple[EnvironmentPlan, list[str], l
 
 
 def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
-    """Deploy a version (or roll back to one) to every selected service stack, one at a time."""
+    """Deploy a version (or roll back to one) to every selected service stack, one at a time. Every stack's version
+    is chosen and checked to fit the spec as it now stands before the first one changes, so a release that cannot
+    go everywhere asked goes nowhere."""
     env, regions, services = _select(plan, request)
     aws.require_account(env.account, env.name)
     bundles = Bundles(aws, plan)
     verb = "rolling back" if request.action == "rollback" else "deploying"
     out(f"pipec: {verb} {env.name} ({', '.join(regions)}) to {request.version}")
+    chosen = []
     for region in regions:
         target = Target(env.name, region, env.account)
         for service in services:
-            version = _target_version(aws, bundles, service, target, request)
-            _deploy_one(aws, plan, bundles, service, target, version, request.action, out)
+            version = _target_version(aws, service, target, request)
+            _fits(bundles, service, target, version)
+            chosen.append((service, target, version))
+    for service, target, version in chosen:
+        _deploy_one(aws, plan, bundles, service, target, version, request.action, out)
 
 
-def _target_version(aws: Aws, bundles: Bundles, service: ServicePlan, target: Target, request: Request) -> str:
+def _target_version(aws: Aws, service: ServicePlan, target: Target, request: Request) -> str:
     """The version to deploy; for "previous", the newest version this service ran here that is older than the one
-    running (after a rollback, "previous" goes further back, never forward to the release rolled back from), or,
-    when it never ran an older version here, the release published just before the current one."""
+    running (after a rollback, "previous" goes further back, never forward to the release rolled back from). A
+    version that never ran here is never "previous": that needs --to."""
     if request.version != PREVIOUS:
         return request.version
     entries = ledger.history(aws, service, target)
@@ -67,13 +73,31 @@ def _target_version(aws: Aws, bundles: Bundles, service: ServicePlan, target: Ta
                    "previous version")
     current = entries[0].version
     earlier = next((e.version for e in entries if _older(e.version, current)), None)
-    if earlier is not None:
-        return earlier
-    older = [v for v in bundles.versions() if _older(v, current)]
-    if not older:
-        raise fail("PC609", f"no release before {current} exists for {service.name} in {target.env} "
-                   f"{target.region}", hint="name a version with --to")
-    return older[0]
+    if earlier is None:
+        ran = list(dict.fromkeys(e.version for e in entries))
+        raise fail("PC609", f"{service.name} has run no version older than {current} in {target.env} "
+                   f"{target.region}, so there is no previous version there",
+                   hint=f"versions that ran there: {', '.join(ran)}; to deploy another release, name it with --to")
+    return earlier
+
+
+def _fits(bundles: Bundles, service: ServicePlan, target: Target, version: str) -> None:
+    """The release can be deployed to this stack as the spec now stands: it has the service's artifact and the
+    stack's template and parameter file (a release made before an artifact was renamed, or before a service or
+    region was added, has not)."""
+    release = bundles.release(version)
+    where = f"{service.name} in {target.env} {target.region}"
+    if service.artifact.name not in release.digests:
+        held = ", ".join(sorted(release.digests)) or "none"
+        raise fail("PC617", f"release {version} cannot be deployed to {where}: it has no artifact "
+                   f"{service.artifact.name}, which the service now uses (the release has: {held})",
+                   hint="the release predates the artifact's name; deploy a release made since, or change the "
+                        "spec back and release that")
+    stack = service.stack_for(target.env, target.region)
+    for path in (service.template, stack.parameter_file):
+        if bundles.find(version, path) is None:
+            raise fail("PC617", f"release {version} cannot be deployed to {where}: it has no {path}",
+                       hint=f"the release predates {where}; deploy a release made since it was added")
 
 
 def _older(version: str, than: str) -> bool:

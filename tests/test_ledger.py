@@ -115,3 +115,38 @@ def test_the_record_request_is_exact_and_a_refusal_says_what_was_recorded(monkey
     assert [d.message for d in caught.value.diagnostics] == [
         "recording the deployment in /pipec/stigg/staging/exact: access denied: not allowed"]
     stub.assert_no_pending_responses()
+
+
+_STACK = json.dumps({"Parameters": {"Version": {"Type": "String"}},
+                     "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}})
+
+
+def test_status_reads_the_version_from_the_stack_and_says_when_the_ledger_disagrees(aws: Aws) -> None:
+    """A deploy killed between the stack's update and the ledger's write: the stack runs 1.1.0, the ledger still
+    says 1.0.0. status shows what runs, the ledger's version beside it, and a note."""
+    from pipec.aws import report
+    from pipec.load.load import load_bytes
+    from pipec.plan.plan import make_plan
+    from pipec.validate.validate import validate
+    from tests.conftest import EXAMPLE
+
+    plan = make_plan(validate(load_bytes(EXAMPLE.read_text().replace("project: stigg", "project: skew").encode(),
+                                         "pipeline.yaml")))
+    cloudformation = aws.client("cloudformation", "us-east-1")
+    api, worker = plan.service("api"), plan.service("worker")
+    for service, version in ((api, "1.0.0"), (worker, "1.0.0")):
+        stack = service.stack_for("staging", "us-east-1").name
+        cloudformation.create_stack(StackName=stack, TemplateBody=_STACK, Tags=[
+            {"Key": "pipec:version", "Value": "1.0.0"}, {"Key": "pipec:commit", "Value": "a" * 40}],
+            Parameters=[{"ParameterKey": "Version", "ParameterValue": version}])
+        ledger.record(aws, service, TARGET, _entry("1.0.0"))
+    cloudformation.update_stack(StackName=api.stack_for("staging", "us-east-1").name, TemplateBody=_STACK,
+                                Parameters=[{"ParameterKey": "Version", "ParameterValue": "1.1.0"}])
+    notes: list[str] = []
+    rows = {r.service: r for r in report.status(aws, plan, "staging", None, notes)}
+    assert (rows["api"].version, rows["api"].ledger, rows["api"].at) == ("1.1.0", "1.0.0", "")
+    assert (rows["worker"].version, rows["worker"].ledger, rows["worker"].commit) == ("1.0.0", "", "a" * 12)
+    assert (rows["webhooks"].version, rows["webhooks"].stack) == ("-", "NOT DEPLOYED")
+    assert notes == ["staging us-east-1 api: the stack runs 1.1.0, but the ledger records 1.0.0 (a deploy or "
+                     "rollback stopped before it was recorded); deploy the version you want to set both"]
+    assert report.newest_version(list(rows.values())) == "1.1.0"

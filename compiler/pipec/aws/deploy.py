@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from pipec.aws import ledger, targets
 from pipec.aws.bundle import Bundles, place_artifact
 from pipec.aws.session import Aws, utc_now
-from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter_values
+from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter, parameter_values
 from pipec.diagnostics import fail
 from pipec.plan.model import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
 from pipec.render.output import Output
@@ -114,7 +113,7 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
     current = ledger.current(aws, service, target)
     existing = describe(aws, stack.name, target.region)
     if (current is not None and current.version == version and existing is not None
-            and existing["StackStatus"] in STABLE and _parameter(existing, "Version") == version):
+            and existing["StackStatus"] in STABLE and parameter(existing, "Version") == version):
         out(f"[{label}] {version} is already deployed; nothing to do")
         return
     template = bundles.file(version, service.template)
@@ -140,12 +139,6 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
 def _tags(plan: Plan, service: ServicePlan, target: Target, release: Release, action: str) -> dict[str, str]:
     return {"pipec:project": plan.project, "pipec:environment": target.env, "pipec:service": service.name,
             "pipec:version": release.version, "pipec:commit": release.commit, "pipec:action": action}
-
-
-def _parameter(stack: dict[str, Any], key: str) -> str | None:
-    """The value a running stack has for a parameter."""
-    values: list[dict[str, str]] = stack.get("Parameters") or []
-    return next((p["ParameterValue"] for p in values if p.get("ParameterKey") == key), None)
 
 
 def _role(plan: Plan, target: Target) -> str:

@@ -10,9 +10,9 @@ import semver
 
 from pipec.aws import ledger, targets
 from pipec.aws.session import Aws
-from pipec.aws.stacks import describe
+from pipec.aws.stacks import describe, parameter
 from pipec.diagnostics import fail
-from pipec.plan.model import EnvironmentPlan, Plan, Target
+from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan, Target
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Row:
     by: str
     stack: str
     action: str = ""
+    ledger: str = ""  # what the ledger records, when the stack runs another version (a deploy that stopped)
 
 
 def _environments(plan: Plan, env: str | None) -> list[EnvironmentPlan]:
@@ -45,15 +46,30 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
         for name in regions:
             target = Target(environment.name, name, environment.account)
             for service in plan.services:
-                entry = ledger.current(aws, service, target)
-                stack = describe(aws, service.stack_for(environment.name, name).name, name)
-                rows.append(Row(environment.name, name, service.name, entry.version if entry else "-",
-                                entry.commit[:12] if entry else "", entry.at if entry else "",
-                                entry.by if entry else "", stack["StackStatus"] if stack else "NOT DEPLOYED",
-                                entry.action if entry else ""))
+                rows.append(_row(aws, service, target, notes))
     if env is not None and not rows:
         raise fail("PC605", notes[-1] if notes else f"nothing to show for {env}")
     return rows
+
+
+def _row(aws: Aws, service: ServicePlan, target: Target, notes: list[str]) -> Row:
+    """What runs, read from the stack itself (its Version parameter), beside what the ledger records: a deploy
+    killed between the stack's update and the ledger's write leaves them apart, and the stack is the truth."""
+    entry = ledger.current(aws, service, target)
+    stack = describe(aws, service.stack_for(target.env, target.region).name, target.region)
+    recorded = entry.version if entry else "-"
+    running = (parameter(stack, "Version") or "-") if stack else "-"
+    where = f"{target.env} {target.region} {service.name}"
+    if running == recorded or stack is None:
+        return Row(target.env, target.region, service.name, recorded, entry.commit[:12] if entry else "",
+                   entry.at if entry else "", entry.by if entry else "", stack["StackStatus"] if stack else
+                   "NOT DEPLOYED", entry.action if entry else "")
+    notes.append(f"{where}: the stack runs {running}, but the ledger records {recorded} (a deploy or rollback "
+                 "stopped before it was recorded); deploy the version you want to set both")
+    tags = {t["Key"]: t["Value"] for t in stack.get("Tags") or []}
+    commit = tags.get("pipec:commit", "")[:12] if tags.get("pipec:version") == running else ""
+    return Row(target.env, target.region, service.name, running, commit, "", "", stack["StackStatus"], "",
+               recorded)
 
 
 def history(aws: Aws, plan: Plan, env: str, service: str | None, region: str | None) -> list[Row]:

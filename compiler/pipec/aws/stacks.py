@@ -55,6 +55,12 @@ def describe(aws: Aws, stack: str, region: str) -> dict[str, Any] | None:
             raise
 
 
+def parameter(stack: dict[str, Any], key: str) -> str | None:
+    """The value a stack (as describe returns it) has for a parameter."""
+    values: list[dict[str, str]] = stack.get("Parameters") or []
+    return next((p["ParameterValue"] for p in values if p.get("ParameterKey") == key), None)
+
+
 def apply(aws: Aws, change: Change, out: Out) -> bool:
     """Apply a change; False when there was nothing to change. Raises PipecError when it fails."""
     client = aws.client("cloudformation", change.region)

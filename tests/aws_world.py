@@ -51,9 +51,9 @@ def free_port() -> int:
 def moto_server() -> Iterator[str]:
     """Start `moto_server` on a free port of 127.0.0.1; yield its URL; stop it."""
     port = free_port()
-    binary = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    server = Path(__file__).with_name("moto_server.py")  # moto's own server, with one fix (see there)
+    process = subprocess.Popen([sys.executable, str(server), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -130,6 +130,12 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
                    "again once it settles") from None
     if not changed:
         out(f"[{label}] no changes")
+        settled = describe(aws, stack.name, target.region)
+        running = parameter(settled, "Version") if settled else None
+        if running != version:  # the ledger records only what the stack runs
+            raise fail("PC612", f"[{label}] CloudFormation found nothing to change, but the stack runs version "
+                       f"{running}, not {version}; nothing was recorded", hint="the stack's template no longer "
+                       "takes its Version parameter? `pipec status` shows what runs")
     entry = ledger.Entry(version=version, commit=release.commit, digest=release.digests[service.artifact.name],
                          at=utc_now(), by=aws.actor(), action=action)
     ledger.record(aws, service, target, entry)

@@ -235,3 +235,24 @@ def test_concurrency_reserved_in_production_only_is_left_out_elsewhere(built: di
     values = {f.parent.parent.name: {p["ParameterKey"]: p["ParameterValue"] for p in json.loads(f.read_text())}
               ["ReservedConcurrency"] for f in generated.glob("parameters/*/us-west-2/api.json")}
     assert values == {"dev": "", "staging": "", "production": "200"}
+
+
+def _statements(template: str, role: str) -> dict[str, dict[str, Any]]:
+    data = _parsed()[1][f"generated/cloudformation/services/{template}.yaml"]
+    policies = data["Resources"][role]["Properties"]["Policies"]
+    return {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"] if "Sid" in s}
+
+
+def test_secrets_are_readable_the_way_each_kind_reads_them_and_only_those() -> None:
+    """ECS's agent fetches SSM secrets with GetParameters; a Lambda function reads its own with GetParameter (the
+    SDKs' call, and the Parameters and Secrets Lambda Extension's), so its role may do both, on that ARN only."""
+    ssm = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/stigg/${Environment}/database-url"
+    function = _statements("usage-report", "Role")
+    assert function["ReadSsmSecrets"]["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
+    assert function["ReadSsmSecrets"]["Resource"] == [{"Fn::Sub": ssm}]
+    webhooks = _statements("webhooks", "Role")["ReadManagedSecrets"]
+    assert webhooks["Action"] == "secretsmanager:GetSecretValue"
+    assert webhooks["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+                                                "${AWS::AccountId}:secret:stigg/${Environment}/stripe-webhook-??????"}]
+    task = _statements("api", "ExecutionRole")["ReadSsmSecrets"]
+    assert task["Action"] == "ssm:GetParameters"

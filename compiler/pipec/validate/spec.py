@@ -193,7 +193,9 @@ class Rollout(Model):
 
 
 Secrets = Annotated[dict[EnvVarName, Annotated[str, Field(pattern=whole(SECRET_REF))]], Field(
-    description="Secret references (ssm:/... or secretsmanager:...), never values.")]
+    description=("Secret references (ssm:/... or secretsmanager:...), never values. ECS injects each value as the "
+                 "variable; a Lambda function gets NAME_SECRET_REF holding the reference and reads the value itself "
+                 "(its role may GetParameter or GetSecretValue on it): see generated/README.md."))]
 Config = Annotated[dict[str, dict[EnvVarName, EnvValue]], Field(
     description="Per-environment overrides of `env`; the only configuration that differs.")]
 

@@ -256,3 +256,26 @@ def test_secrets_are_readable_the_way_each_kind_reads_them_and_only_those() -> N
                                                 "${AWS::AccountId}:secret:stigg/${Environment}/stripe-webhook-??????"}]
     task = _statements("api", "ExecutionRole")["ReadSsmSecrets"]
     assert task["Action"] == "ssm:GetParameters"
+
+
+def test_an_image_function_can_pull_its_image_and_runs_its_command(built: dict[str, Path]) -> None:
+    """What AWS documents for Lambda container images: the repository policy lets lambda.amazonaws.com pull for
+    the project's functions of that account and region only, and whoever creates the function (the CloudFormation
+    role) may pull too; ImageConfig carries the spec's command."""
+    generated = built["saas-three-accounts"] / "generated" / "cloudformation"
+    render = parse(Output("render.yaml", (generated / "services" / "render.yaml").read_text()))
+    function = render["Resources"]["Function"]["Properties"]
+    assert (function["PackageType"], function["ImageConfig"], function["Architectures"]) == (
+        "Image", {"Command": ["render.handler"]}, ["arm64"])
+    bootstrap = parse(Output("bootstrap.yaml", (generated / "bootstrap.yaml").read_text()))
+    repository = bootstrap["Resources"]["RepositoryRenderImage"]["Properties"]
+    pulls = {s["Sid"]: s for s in repository["RepositoryPolicyText"]["Statement"]}["LambdaPulls"]
+    assert pulls == {"Sid": "LambdaPulls", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                     "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                     "Condition": {"StringLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:lambda:"
+                                                  "${AWS::Region}:${AWS::AccountId}:function:ledgerly-*-*"}}}}
+    cfn = bootstrap["Resources"]["CfnExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {s.get("Sid"): s for s in cfn}["FunctionImages"]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:ecr:"
+                                                                           "${AWS::Region}:${AWS::AccountId}:repository/ledgerly/*"}
+    example = (built["example"] / "generated" / "cloudformation" / "bootstrap.yaml").read_text()
+    assert "LambdaPulls" not in example and "FunctionImages" not in example  # no image function: no grant

@@ -177,3 +177,14 @@ def test_a_scaling_value_given_for_some_environments_only_is_empty_in_the_others
     everywhere = next(p for p in PLAN.service("webhooks").parameters if p.key == "ReservedConcurrency")
     assert (everywhere.type, everywhere.min_value, everywhere.max_value) == ("Number", 1, 10000)
     assert "ReservedConcurrency" not in {p.key for p in PLAN.service("worker").parameters}
+
+
+def test_lambda_may_pull_the_images_of_the_project_s_functions_here_and_no_one_else_s() -> None:
+    pattern = _concrete(PLAN.account_names.functions_here, "staging", "111111111111").replace("*:111", "us-east-1:111")
+    assert pattern == "arn:aws:lambda:us-east-1:111111111111:function:stigg-*-*"
+    for service in PLAN.services:
+        for env in PLAN.environments:
+            function = f"arn:aws:lambda:us-east-1:111111111111:function:{service.resource_in(env.name)}"
+            assert fnmatch.fnmatchcase(function, pattern)
+    assert not fnmatch.fnmatchcase("arn:aws:lambda:us-east-1:111111111111:function:other-staging-api", pattern)
+    assert not fnmatch.fnmatchcase("arn:aws:lambda:us-east-1:111111111111:function:stigg", pattern)

@@ -352,6 +352,7 @@ class AccountNames(NamedTuple):
     release_objects: str
     build_key: str
     functions: str
+    functions_here: str  # the project's functions in this account and region (who may pull their images)
     ecs: str
     codedeploy: str
     alarms: str

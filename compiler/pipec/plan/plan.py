@@ -153,6 +153,9 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         release_objects=names.arn("s3", f"{release_bucket}/{names.RELEASES}*", region="", account=""),
         build_key=names.arn("kms", "key/*", region=build.home_region, account=build.account),
         functions=names.arn("lambda", f"function:{names.resource(p, ENV, ANY)}"),
+        # every environment's functions in this account and region: environments that share an account share
+        # the repositories of its first one
+        functions_here=names.arn("lambda", f"function:{names.resource(p, ANY, ANY)}", region=REGION),
         ecs=names.arn("ecs", f"*/{names.resource(p, ENV, ANY)}"),
         codedeploy=names.arn("codedeploy", f"*:{names.resource(p, ENV, ANY)}"),
         alarms=names.arn("cloudwatch", f"alarm:{names.alarm_prefix(p, ENV)}{ANY}"),
@@ -297,6 +300,7 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
     return common._replace(alarms=_lambda_alarms(service.alarms, alarm), handler=service.handler,
                            runtime=service.runtime, architecture=service.architecture, timeout=service.timeout,
                            public_url=service.public_url,
+                           command=tuple(service.command) if service.command else None,
                            schedule=eventbridge(service.schedule) if service.schedule else None,
                            dead_letter_queue=service.dead_letter_queue,
                            rollout=Rollout(rollout.strategy, rollout.percent, rollout.minutes))

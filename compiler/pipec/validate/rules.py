@@ -213,6 +213,9 @@ def fargate_sizes(spec: Spec, doc: Document) -> Found:
                 yield doc.diagnostic("PC208", (*path, "min"), f"min ({size.min}) is larger than max ({size.max})")
 
 
+_PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}  # Lambda's architecture: the image it can run
+
+
 def lambda_settings(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         if not isinstance(service, LambdaService):
@@ -224,21 +227,37 @@ def lambda_settings(spec: Spec, doc: Document) -> Found:
                 if getattr(service, field) is None:
                     yield doc.diagnostic("PC209", base, f'service "{name}" needs `{field}` for its zip artifact',
                                          "e.g. runtime: python3.13 and handler: app.handler", key=True)
+            if service.command is not None:
+                yield doc.diagnostic("PC209", (*base, "command"), "`command` is for a container image; a zip "
+                                     "runs its handler", "remove it, or set `handler`", key=True)
             if service.runtime is not None and service.runtime not in LAMBDA_RUNTIMES:
                 yield doc.diagnostic("PC209", (*base, "runtime"), f'"{service.runtime}" is not a supported, '
                                      "non-deprecated Lambda runtime",
                                      did_you_mean(service.runtime, list(LAMBDA_RUNTIMES)) or
                                      f"e.g. {', '.join(LAMBDA_RUNTIMES[:3])}")
         elif isinstance(artifact, ContainerImage):
-            for field in ("handler", "runtime"):
-                if getattr(service, field) is not None:
-                    yield doc.diagnostic("PC209", (*base, field), f"`{field}` has no meaning for a container "
-                                         "image; the image's entry point runs", "remove it", key=True)
+            yield from _image_function(name, service, artifact, doc)
         for env, size in service.scaling.items():
             low, high = LAMBDA_MEMORY
             if not low <= size.memory <= high:
                 yield doc.diagnostic("PC209", (*base, "scaling", env, "memory"),
                                      f"Lambda memory must be {low} to {high} MiB, found {size.memory}")
+
+
+def _image_function(name: str, service: LambdaService, artifact: ContainerImage, doc: Document) -> Found:
+    """A container-image function: no zip settings, and an image built for the function's architecture."""
+    base = ("services", name)
+    for field in ("handler", "runtime"):
+        if getattr(service, field) is not None:
+            yield doc.diagnostic("PC209", (*base, field), f"`{field}` has no meaning for a container "
+                                 "image; the image's entry point runs", "remove it", key=True)
+    built_for = next(a for a, p in _PLATFORMS.items() if p == artifact.platform)
+    if service.architecture != built_for:
+        yield doc.diagnostic("PC209", (*base, "architecture"),
+                             f'service "{name}" runs on {service.architecture}, but its image '
+                             f'"{service.artifact}" is built for {artifact.platform}: Lambda cannot start it',
+                             f"build the image for {_PLATFORMS[service.architecture]} (the artifact's "
+                             f"platform), or set architecture: {built_for}", key=True)
 
 
 def schedules(spec: Spec, doc: Document) -> Found:

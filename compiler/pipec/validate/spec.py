@@ -222,7 +222,12 @@ class LambdaService(Model):
     artifact: Name
     handler: Annotated[str | None, Field(pattern=whole(HANDLER), description="Handler, for zip artifacts.")] = None
     runtime: Annotated[str | None, Field(description="Runtime, for zip artifacts, e.g. python3.13.")] = None
-    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    architecture: Annotated[Literal["x86_64", "arm64"], Field(description=(
+        "Instruction set; a container image must be built for it (platform linux/amd64 or linux/arm64)."))] = (
+        "x86_64")
+    command: Annotated[list[Annotated[str, Field(max_length=1000)]] | None, Field(max_length=50, description=(
+        "For a container image: what Lambda runs instead of the image's CMD (ImageConfig.Command), e.g. "
+        "[app.handler]."))] = None
     timeout: Annotated[int, Field(ge=1, le=900, description="Seconds.")] = 30
     schedule: Annotated[str | None, Field(description="Cron (5 fields, UTC) or rate(5 minutes).")] = None
     public_url: Annotated[bool, Field(description="A public function URL, e.g. for webhooks.")] = False

@@ -156,7 +156,7 @@ def test_the_installed_command_keeps_its_exit_codes_and_whole_output(workdir: Pa
 
     built = run("build", "pipeline.yaml")
     assert built.returncode == 0, built.stderr
-    assert built.stdout.startswith("pipec: wrote 32 file(s)") and built.stdout.endswith("workflows/sanity.yml\n")
+    assert built.stdout.startswith("pipec: wrote 33 file(s)") and built.stdout.endswith("generated/manifest.json\n")
     schema = run("schema")
     assert (schema.returncode, schema.stdout) == (0, (REPO / "generated" / "pipeline.schema.json").read_text())
     fresh = run("check", "pipeline.yaml")  # printed without a flush of its own

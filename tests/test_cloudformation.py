@@ -24,7 +24,7 @@ from tests.conftest import SPEC_NAMES, spec_source, templates_of
 @pytest.mark.slow
 def test_cfn_lint_and_checkov_report_nothing(built: dict[str, Path], tmp_path: Path) -> None:
     templates = [t for folder in built.values() for t in templates_of(folder)]
-    assert len(templates) == 51  # bootstrap, network and one per service, for each of the eleven specs
+    assert len(templates) == 48  # bootstrap, network where a service needs a VPC, one per service; eleven specs
     failures = [str(v) for v in validators.all_cloudformation_validators(templates, tmp_path / "cfn") if not v.ok]
     assert failures == []
 
@@ -72,7 +72,7 @@ def test_every_inline_skip_carries_a_reason(built: dict[str, Path]) -> None:
     assert skips
     assert all(len(comment) > 20 for _, _, comment in skips), skips
     assert {check for _, check, _ in skips} <= {"CKV_AWS_18", "CKV_AWS_258", "CKV_AWS_260", "CKV_AWS_2",
-                                                 "CKV_AWS_103", "CKV_AWS_115", "CKV_AWS_116"}
+                                                 "CKV_AWS_103", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"}
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -279,3 +279,19 @@ def test_an_image_function_can_pull_its_image_and_runs_its_command(built: dict[s
                                                                            "${AWS::Region}:${AWS::AccountId}:repository/ledgerly/*"}
     example = (built["example"] / "generated" / "cloudformation" / "bootstrap.yaml").read_text()
     assert "LambdaPulls" not in example and "FunctionImages" not in example  # no image function: no grant
+
+
+def test_a_function_outside_a_vpc_has_no_vpc_config_and_no_network_template_is_made_for_none(
+        built: dict[str, Path]) -> None:
+    generated = built["saas-three-accounts"] / "generated" / "cloudformation"
+    assert not (generated / "network.yaml").exists()
+    assert not list(generated.glob("parameters/*/*/network.json"))
+    api = parse(Output("api.yaml", (generated / "services" / "api.yaml").read_text()))
+    assert "VpcConfig" not in api["Resources"]["Function"]["Properties"] and "SecurityGroup" not in api["Resources"]
+    assert api["Resources"]["Role"]["Properties"]["ManagedPolicyArns"][0] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+    example = built["example"] / "generated" / "cloudformation" / "services"
+    usage = parse(Output("u.yaml", (example / "usage-report.yaml").read_text()))["Resources"]
+    assert usage["Function"]["Properties"]["VpcConfig"]["SubnetIds"] == {"Ref": "PrivateSubnets"}
+    assert usage["Role"]["Properties"]["ManagedPolicyArns"][0] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}

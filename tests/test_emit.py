@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -364,3 +365,38 @@ def test_diff_outside_a_repository_says_so(workdir: Path) -> None:
     result = cli("diff", "--against", "main", cwd=workdir)
     assert result.exit_code == 1
     assert "error[PC701]: git rev-parse failed" in result.stderr
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_generated_files_and_folders_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    """Like any compiler's output: 0666 and 0777 less the umask, not mkstemp's 0600 and mkdtemp's 0700."""
+    # the workflows beside generated/, in .github/workflows: written one by one, outside the swap
+    (tmp_path / "pipeline.yaml").write_text(EXAMPLE.read_text().replace("workflows_dir: generated/workflows",
+                                                                        "workflows_dir: .github/workflows"))
+    old = os.umask(umask)
+    try:
+        assert cli("build", "pipeline.yaml", cwd=tmp_path).exit_code == 0
+    finally:
+        os.umask(old)
+    generated = tmp_path / "generated"
+    assert stat.S_IMODE(generated.stat().st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE((generated / "README.md").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / ".github" / "workflows" / "release.yml").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_preview_with_output_writes_nothing_beside_the_spec(tmp_path: Path) -> None:
+    """`--output DIR` is a preview: the workflows that would go to .github/workflows go into DIR too, so a preview
+    can never overwrite the real workflows; check and diff read the same folder."""
+    (tmp_path / "pipeline.yaml").write_text(EXAMPLE.read_text().replace("workflows_dir: generated/workflows",
+                                                                        "workflows_dir: .github/workflows"))
+    preview = tmp_path / "preview"
+    assert cli("build", "pipeline.yaml", "--output", "preview", cwd=tmp_path).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.yaml", "preview"]
+    assert sorted(p.name for p in (preview / ".github" / "workflows").iterdir()) == [
+        "pull-request.yml", "release.yml", "rollback.yml", "sanity.yml"]
+    assert (preview / "cloudformation" / "bootstrap.yaml").exists()
+    assert cli("check", "pipeline.yaml", "--output", "preview", cwd=tmp_path).exit_code == 0
+    same = cli("diff", "pipeline.yaml", "--output", "preview", cwd=tmp_path)
+    assert (same.exit_code, same.stdout) == (0, "pipec diff: no changes\n")
+    (preview / ".github" / "workflows" / "release.yml").write_text("changed\n")
+    assert cli("check", "pipeline.yaml", "--output", "preview", cwd=tmp_path).exit_code == 3

@@ -188,3 +188,20 @@ def test_lambda_may_pull_the_images_of_the_project_s_functions_here_and_no_one_e
             assert fnmatch.fnmatchcase(function, pattern)
     assert not fnmatch.fnmatchcase("arn:aws:lambda:us-east-1:111111111111:function:other-staging-api", pattern)
     assert not fnmatch.fnmatchcase("arn:aws:lambda:us-east-1:111111111111:function:stigg", pattern)
+
+
+def test_a_network_only_where_a_service_runs_in_a_vpc_and_managed_vpcs_never_overlap() -> None:
+    from tests.conftest import SPECS
+
+    lambdas_only = _plan((SPECS / "saas-three-accounts.yaml").read_text())
+    assert [e.network for e in lambdas_only.environments] == [(), (), ()]  # no VPC, no NAT gateway to pay for
+    assert all(not s.vpc and "VpcId" not in {p.key for p in s.parameters} for s in lambdas_only.services)
+    fleet = _plan((SPECS / "ecs-fleet.yaml").read_text())
+    ranges = [dict(s.values)["VpcCidr"] for e in fleet.environments for s in e.network]
+    assert ranges == ["10.0.0.0/16", "10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]
+    # the example: a function that asks for the VPC gets it; one that does not, runs outside
+    assert (PLAN.service("usage-report").vpc, PLAN.service("webhooks").vpc, PLAN.service("api").vpc) == (
+        True, False, True)
+    assert {"VpcId", "PrivateSubnets"} <= {p.key for p in PLAN.service("usage-report").parameters}
+    assert not {"VpcId", "PrivateSubnets"} & {p.key for p in PLAN.service("webhooks").parameters}
+    assert dict(PLAN.environment("staging").network[0].values)["VpcCidr"] == "10.10.0.0/16"  # given in the spec

@@ -80,8 +80,9 @@ def _service(draw: Any, n: int, envs: list[str], artifacts: dict[str, Any]) -> d
     artifact = f"zip{n % 4}" if kind == "lambda-zip" else f"image{n % 12}"
     if kind == "lambda-zip":
         artifacts[artifact] = {"type": "lambda-zip", "path": f"dist/{artifact}.zip"}
-    else:
-        artifacts[artifact] = {"type": "container-image", "context": draw(st.sampled_from([".", "services/x"]))}
+    elif artifact not in artifacts:
+        artifacts[artifact] = {"type": "container-image", "context": draw(st.sampled_from([".", "services/x"])),
+                               "platform": draw(st.sampled_from(["linux/amd64", "linux/arm64"]))}
     service: dict[str, Any] = {"artifact": artifact}
     env_vars = draw(st.dictionaries(st.sampled_from(["LOG_LEVEL", "MODE", "WORKERS", "FEATURE"]),
                                     st.text(min_size=0, max_size=12), max_size=3))
@@ -113,6 +114,12 @@ def _service(draw: Any, n: int, envs: list[str], artifacts: dict[str, Any]) -> d
     service["kind"] = "lambda"
     if kind == "lambda-zip":
         service |= {"handler": "app.handler", "runtime": draw(st.sampled_from(RUNTIMES))}
+        if draw(st.booleans()):
+            service["architecture"] = "arm64"
+    else:  # a function runs on what its image was built for
+        service["architecture"] = "arm64" if artifacts[artifact]["platform"] == "linux/arm64" else "x86_64"
+        if draw(st.booleans()):
+            service["command"] = [f"h{n}.handler"]
     # Every optional per-environment field is drawn per environment: given in some, left out in others.
     service["scaling"] = {e: {"memory": draw(st.integers(128, 10240))} | (
         {"reserved_concurrency": draw(st.integers(1, 100))} if draw(st.booleans()) else {}) for e in envs}
@@ -120,7 +127,7 @@ def _service(draw: Any, n: int, envs: list[str], artifacts: dict[str, Any]) -> d
     service["rollout"] = {"strategy": strategy, "percent": draw(st.integers(1, 99)),
                           "minutes": draw(st.integers(1, 60))}
     for key, value in (("schedule", draw(st.sampled_from(["rate(5 minutes)", "0 3 * * *", "*/10 * * * 1-5"]))),
-                       ("public_url", True), ("dead_letter_queue", False), ("architecture", "arm64"),
+                       ("public_url", True), ("dead_letter_queue", False), ("vpc", True),
                        ("timeout", draw(st.integers(1, 900)))):
         if draw(st.booleans()):
             service[key] = value

@@ -63,7 +63,10 @@ def _compile(document: Document, spec_path: Path, output: Path | None) -> Compil
     validated = validate(document)
     plan = make_plan(validated, emit.sha256(document.text.encode("utf-8")))
     outputs = render(plan)
-    layout = emit.Layout(spec_path.parent, output if output is not None else spec_path.parent / GENERATED)
+    # With --output, everything a build writes goes there: the tree, and the files that would go beside it (the
+    # workflows in .github/workflows) under their own paths, so a preview never touches the repository.
+    layout = emit.Layout(spec_path.parent, spec_path.parent / GENERATED if output is None else output,
+                         preview=output is not None)
     return Compiled(validated, plan, outputs, layout)
 
 
@@ -92,7 +95,7 @@ def diff(spec_path: Path, against: str | None = None, output: Path | None = None
 
     new = compile_spec(spec_path, output)
     if against is None:
-        old_tree = emit.read_tree(new.layout)
+        old_tree = emit.read_tree(new.layout, frozenset(a.path for a in new.outputs if not a.in_tree))
     else:
         document = load_bytes(gitrepo.show(against, spec_path), f"{against}:{spec_path.name}")
         old_tree = {a.path: a.text for a in _compile(document, spec_path, output).outputs}

@@ -136,7 +136,7 @@ def summary(diagnostics: Sequence[Diagnostic]) -> str:
     return ", ".join(parts)
 
 
-def format_json(diagnostics: Sequence[Diagnostic]) -> str:
+def format_json(diagnostics: Sequence[Diagnostic], extra: dict[str, object] | None = None) -> str:
     items = []
     for d in sorted(diagnostics, key=Diagnostic.sort_key):
         item = d._asdict()
@@ -144,7 +144,7 @@ def format_json(diagnostics: Sequence[Diagnostic]) -> str:
         item.pop("width")
         item["severity"] = d.severity.value
         items.append(item)
-    return json.dumps({"ok": not errors(diagnostics), "diagnostics": items}, indent=2)
+    return json.dumps({"ok": not errors(diagnostics), "diagnostics": items, **(extra or {})}, indent=2)
 
 
 def _escape_data(text: str) -> str:

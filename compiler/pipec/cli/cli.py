@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pipec import __version__
-from pipec.diagnostics import EXIT_CODES_HELP, ExitCode, PipecError, fail, report
+from pipec.diagnostics import EXIT_CODES_HELP, ExitCode, PipecError, fail, format_json, report
 
 if TYPE_CHECKING:
     from pipec.release.versions import Versions
@@ -41,7 +41,8 @@ class Format(StrEnum):
 SpecArg = Annotated[Path, typer.Argument(help="The spec file.", show_default=True)]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output for humans (text) or machines (json).")]
 OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Folder of the generated tree "
-                                                   "(default: generated/ beside the spec).")]
+                                                   "(default: generated/ beside the spec); the workflows that "
+                                                   "would go beside it go there too, under their own paths.")]
 
 
 def _execute(action: Callable[[], int | None], fmt: str = "text") -> None:
@@ -100,9 +101,13 @@ def build_command(spec: SpecArg = Path("pipeline.yaml"), output: OutputOption = 
 
     def action() -> None:
         result = build.build(spec, output)
-        report(result.warnings, sys.stdout if fmt == "json" else sys.stderr, fmt)
-        if fmt == "text":
-            typer.echo(result.summary())
+        if fmt == "json":  # what was written, for scripts: the same lists the text summary shows
+            files = {"written": result.written.changed, "removed": result.written.removed,
+                     "unchanged": result.written.unchanged}
+            sys.stdout.write(format_json(result.warnings, {"output": str(result.output), "files": files}) + "\n")
+            return
+        report(result.warnings, sys.stderr, fmt)
+        typer.echo(result.summary())
     _execute(action, fmt)
 
 

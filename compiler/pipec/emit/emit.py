@@ -34,6 +34,7 @@ class Layout(NamedTuple):
 
     repository: Path
     output: Path
+    preview: bool = False  # --output: the files that would go beside the tree go into it, under their own paths
 
     def tree_path(self, artifact_path: str) -> str:
         """Path of an in-tree output relative to the output folder."""
@@ -67,6 +68,8 @@ def desired(outputs: list[Output], layout: Layout, spec_sha: str) -> Desired:
         data = output.text.encode("utf-8")
         if output.in_tree:
             tree[layout.tree_path(output.path)] = data
+        elif layout.preview:  # a preview never writes beside the spec: .github/workflows/... inside the folder
+            tree[output.path] = data
         else:
             external[output.path] = data
     manifest = {
@@ -158,11 +161,10 @@ def _tree_changes(want: Desired, owned: Owned, layout: Layout, same: set[str], r
     changed = False
     for path in want.tree:
         if path in same:
-            result.unchanged += 1 if path != MANIFEST else 0
-        else:
+            result.unchanged += 1
+        else:  # the manifest too: it is a file the build wrote
             changed = True
-            if path != MANIFEST:
-                result.changed.append(_shown(layout, "tree", path))
+            result.changed.append(_shown(layout, "tree", path))
     for path in owned.tree:
         if path not in want.tree and (layout.output / path).exists():
             changed = True
@@ -219,6 +221,19 @@ def _refuse_foreign_overwrites(want: Desired, owned: Owned, layout: Layout, same
                    hint="move or delete them; pipec never replaces a file its manifest does not list")
 
 
+def _umask() -> int:
+    """The process's umask: from /proc on Linux (reading it elsewhere means setting it for a moment)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _swap_in(want: Desired, owned: Owned, layout: Layout, same: set[str]) -> None:
     """Build the new tree beside the old one, then exchange them with one rename. Files that do not change are
     hard-linked from the old tree, so they keep their identity (and cost no writing)."""
@@ -228,6 +243,7 @@ def _swap_in(want: Desired, owned: Owned, layout: Layout, same: set[str]) -> Non
     staging: Path | None = None
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{_TMP}", dir=output.parent))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700: the folder is the user's generated/
         folders: set[Path] = set()
         for path, data in want.tree.items():
             target = staging / path
@@ -351,6 +367,7 @@ def _write_external(want: Desired, owned: Owned, layout: Layout, result: Written
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(prefix=f".{target.name}{_TMP}", dir=target.parent)
+            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600: a workflow is an ordinary file
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
             os.replace(temporary, target)
@@ -463,9 +480,11 @@ def _diff(path: str, old: bytes, new: bytes) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def read_tree(layout: Layout) -> dict[str, str]:
-    """The text of every file the manifest on disk owns, keyed like outputs (for `pipec diff`)."""
+def read_tree(layout: Layout, outside: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The text of every file the manifest on disk owns, keyed like outputs (for `pipec diff`); `outside` are the
+    outputs that a preview (--output) keeps in its folder under their own paths."""
     owned = read_owned(layout)
-    found = {f"{GENERATED}/{path}": _read(layout.output / path) for path in owned.tree}
+    outside = outside if layout.preview else frozenset()
+    found = {(path if path in outside else f"{GENERATED}/{path}"): _read(layout.output / path) for path in owned.tree}
     found |= {path: _read(layout.repository / path) for path in owned.external}
     return {path: data.decode("utf-8", errors="replace") for path, data in found.items() if data is not None}

@@ -177,6 +177,7 @@ class ServicePlan(NamedTuple):
     timeout: int = 30
     schedule: str | None = None
     public_url: bool = False
+    vpc: bool = True  # runs in the environment's VPC (every ECS service; a function only when it asks)
     dead_letter_queue: bool = False
     rollout: Rollout | None = None
     sub_name: str = ""  # !Sub text of the resource name, e.g. stigg-${Environment}-api

@@ -200,7 +200,8 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         sanity_role=names.role(project, name, "sanity"),
         cfn_role=names.role(project, name, "cfn"),
         bootstrap=tuple(_bootstrap_stack(spec, name, t) for t in target),
-        network=tuple(_network_stack(spec, name, t) for t in target),
+        # a network only where a service runs in a VPC: every ECS service, and the functions that ask for one
+        network=tuple(_network_stack(spec, name, t) for t in target) if needs_network(spec) else (),
         alert_topic=names.alert_topic(project, name),
         alarm_prefix=names.alarm_prefix(project, name),
         deploy_subject=names.oidc_environment_subject(spec.repository, name),
@@ -212,13 +213,24 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
     )
 
 
+def needs_network(spec: Spec) -> bool:
+    return any(isinstance(s, EcsService) or s.vpc for s in spec.services.values())
+
+
+def _default_cidr(spec: Spec, env: str, region: str) -> str:
+    """A managed VPC's range when the spec gives none: 10.N.0.0/16, N counting every environment's regions in
+    order, so no two managed VPCs of a project overlap (and can be peered or joined by a transit gateway)."""
+    pairs = [(e, r) for e, body in spec.environments.items() for r in body.regions]
+    return f"10.{pairs.index((env, region))}.0.0/16"
+
+
 def _network(spec: Spec, env: str, region: str) -> NetworkPlan:
     network = spec.environments[env].network
     if network.vpcs is not None:
         vpc = network.vpcs[region]
         return NetworkPlan(False, vpc=vpc.vpc, public_subnets=tuple(vpc.public_subnets),
                            private_subnets=tuple(vpc.private_subnets))
-    return NetworkPlan(True, cidr=network.cidr or "10.0.0.0/16")
+    return NetworkPlan(True, cidr=network.cidr or _default_cidr(spec, env, region))
 
 
 def _parameter_file(env: str, region: str, unit: str) -> str:
@@ -299,7 +311,7 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
     rollout = service.rollout
     return common._replace(alarms=_lambda_alarms(service.alarms, alarm), handler=service.handler,
                            runtime=service.runtime, architecture=service.architecture, timeout=service.timeout,
-                           public_url=service.public_url,
+                           public_url=service.public_url, vpc=service.vpc,
                            command=tuple(service.command) if service.command else None,
                            schedule=eventbridge(service.schedule) if service.schedule else None,
                            dead_letter_queue=service.dead_letter_queue,
@@ -367,7 +379,8 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
         Parameter("Environment", "String", "Environment name (only used in names and tags).", r"^[a-z][a-z0-9-]*$"),
         Parameter("Version", "String", "Release version (semver), set by pipec deploy.", RELEASE_VERSION),
     ]
-    wanted = {"VpcId", "PrivateSubnets", "AlertTopicArn", "KeyArn"} | (
+    in_vpc = isinstance(service, EcsService) or service.vpc
+    wanted = {"AlertTopicArn", "KeyArn"} | ({"VpcId", "PrivateSubnets"} if in_vpc else set()) | (
         {"PublicSubnets", "LogBucket"} if kind == "web" else set())
     shared = [Parameter(key, kind_, f"SSM parameter of the environment's {key}, published by pipec bootstrap.")
               for key, kind_, _ in SHARED if key in wanted]

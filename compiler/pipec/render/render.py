@@ -81,10 +81,9 @@ def _fit_requests(plan: Plan, outputs: list[Output]) -> None:
 
 
 def _cloudformation(plan: Plan) -> list[Output]:
-    files = [
-        Output(f"{CLOUDFORMATION}/bootstrap.yaml", template("cloudformation/bootstrap.yaml.j2", plan=plan)),
-        Output(f"{CLOUDFORMATION}/network.yaml", template("cloudformation/network.yaml.j2", plan=plan)),
-    ]
+    files = [Output(f"{CLOUDFORMATION}/bootstrap.yaml", template("cloudformation/bootstrap.yaml.j2", plan=plan))]
+    if any(env.network for env in plan.environments):  # a network only where a service runs in a VPC
+        files.append(Output(f"{CLOUDFORMATION}/network.yaml", template("cloudformation/network.yaml.j2", plan=plan)))
     for service in plan.services:
         name = "lambda" if service.kind == "lambda" else "ecs"
         files.append(Output(service.template, template(f"cloudformation/{name}.yaml.j2", plan=plan,

@@ -231,6 +231,9 @@ class LambdaService(Model):
     timeout: Annotated[int, Field(ge=1, le=900, description="Seconds.")] = 30
     schedule: Annotated[str | None, Field(description="Cron (5 fields, UTC) or rate(5 minutes).")] = None
     public_url: Annotated[bool, Field(description="A public function URL, e.g. for webhooks.")] = False
+    vpc: Annotated[bool, Field(description=(
+        "Run in the environment's VPC (its private subnets), e.g. to reach a database there. By default a "
+        "function runs outside any VPC, as in SAM and Copilot, and needs no NAT gateway."))] = False
     dead_letter_queue: bool = True
     env: dict[EnvVarName, EnvValue] = {}
     secrets: Secrets = {}

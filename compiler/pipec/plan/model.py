@@ -258,7 +258,7 @@ class Plan(NamedTuple):
     branch: str
     tag_prefix: str
     initial_version: str
-    runner: str
+    runner: str | tuple[str, ...]  # one label, or labels a runner must all have
     workflows_dir: str
     pipec_requirement: str  # what the workflows install to run pipec
     environments: tuple[EnvironmentPlan, ...]

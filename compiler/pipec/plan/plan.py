@@ -71,7 +71,7 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         branch=spec.release.branch,
         tag_prefix=spec.release.tag_prefix,
         initial_version=spec.release.initial_version,
-        runner=spec.github.runner,
+        runner=spec.github.runner if isinstance(spec.github.runner, str) else tuple(spec.github.runner),
         workflows_dir=spec.github.workflows_dir.rstrip("/"),
         pipec_requirement=spec.github.pipec or f"pipec=={__version__}",
         environments=environments,

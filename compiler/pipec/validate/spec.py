@@ -67,7 +67,7 @@ PATTERN_NAMES = {
     CONTEXT: "a folder inside the repository, such as services/api, or . for the repository itself",
     HANDLER: "a Lambda handler such as app.handler",
     GITHUB_HANDLE: "a GitHub user or team such as @alice or @stiggio/platform",
-    RUNNER: "a GitHub-hosted runner label such as ubuntu-24.04",
+    RUNNER: "a runner label such as ubuntu-24.04 or self-hosted",
     REQUIREMENT: "a pip requirement without spaces, such as pipec==0.1.0 or git+https://github.com/o/pipec@v0.1.0",
 }
 
@@ -96,7 +96,10 @@ class GitHub(Model):
     workflows_dir: Annotated[str, Field(pattern=whole(RELATIVE_PATH), description=(
         "Folder of the generated workflows, relative to pipeline.yaml. A folder inside generated/ is "
         "part of the generated tree."))] = ".github/workflows"
-    runner: Annotated[str, Field(pattern=whole(RUNNER), description="runs-on label of every job.")] = "ubuntu-24.04"
+    runner: Annotated[Annotated[str, Field(pattern=whole(RUNNER))] | Annotated[
+        list[Annotated[str, Field(pattern=whole(RUNNER))]], Field(min_length=1, max_length=10)], Field(description=(
+            "runs-on of every job: a label, or the labels a runner must all have, e.g. [self-hosted, linux, "
+            "x64]."))] = "ubuntu-24.04"
     pipec: Annotated[str | None, Field(pattern=whole(REQUIREMENT), description=(
         "What the workflows install with pip to run pipec (default: this pipec's version from PyPI), e.g. "
         "git+https://github.com/org/pipec@v0.1.0 or a private index's pipec==0.1.0."))] = None

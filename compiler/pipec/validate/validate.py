@@ -50,10 +50,22 @@ def _parse(document: Document) -> Spec:
             issues = exc.errors(include_url=False)
             coerced = _keep_text(data, issues, document)
             if coerced is None:
-                kept = _without_follow_ons(issues, document)
+                kept = _without_follow_ons(_matching_arms(issues), document)
                 raise PipecError([_diagnostic(issue, document) for issue in kept]) from None
             data = coerced
     raise PipecError([Diagnostic("PC103", "the spec could not be read", document.filename)])  # pragma: no cover
+
+
+_ARM_TYPES = ("string_type", "list_type")
+
+
+def _matching_arms(issues: list[Any]) -> list[Any]:
+    """For a value that may be text or a list (github.runner): only the errors of the arm that matches what was
+    written, not "must be text" for a list whose one label is wrong."""
+    def beside(issue: Any, other: Any) -> bool:
+        return other is not issue and other["loc"][:len(issue["loc"]) - 1] == issue["loc"][:-1]
+    return [i for i in issues if not (i["type"] in _ARM_TYPES and any(
+        beside(i, o) and o["type"] not in _ARM_TYPES for o in issues))]
 
 
 def _without_follow_ons(issues: list[Any], document: Document) -> list[Any]:

@@ -55,7 +55,7 @@ PATTERN_NAMES = {
     SEMVER: "a version such as 0.1.0",
     TAG_PREFIX: "a short tag prefix such as v (letters, digits, . _ / and -, not first: -, . or /)",
     BRANCH: "a git branch name",
-    SECRET_REF: "a reference such as ssm:/stigg/{env}/db-url or secretsmanager:stigg/{env}/db",
+    SECRET_REF: "a reference such as ssm:/PROJECT/{env}/db-url or secretsmanager:PROJECT/{env}/db",
     VPC_ID: "a VPC id such as vpc-0123456789abcdef0",
     SUBNET_ID: "a subnet id such as subnet-0123456789abcdef0",
     CIDR: "an IPv4 CIDR block from /16 to /24, such as 10.0.0.0/16",
@@ -66,7 +66,7 @@ PATTERN_NAMES = {
     RELATIVE_PATH: "a path inside the repository, such as services/api (no leading /, no . or .. parts)",
     CONTEXT: "a folder inside the repository, such as services/api, or . for the repository itself",
     HANDLER: "a Lambda handler such as app.handler",
-    GITHUB_HANDLE: "a GitHub user or team such as @alice or @stiggio/platform",
+    GITHUB_HANDLE: "a GitHub user or team such as @alice or @OWNER/platform",
     RUNNER: "a runner label such as ubuntu-24.04 or self-hosted",
     REQUIREMENT: "a pip requirement without spaces, such as pipec==0.1.0 or git+https://github.com/o/pipec@v0.1.0",
 }

@@ -56,6 +56,18 @@ def _parse(document: Document) -> Spec:
     raise PipecError([Diagnostic("PC103", "the spec could not be read", document.filename)])  # pragma: no cover
 
 
+def _in_their_words(text: str, data: Any) -> str:
+    """An example in a message, with the user's own project and repository owner (not the example's)."""
+    import re
+
+    top = data if isinstance(data, dict) else {}
+    project, repository = top.get("project"), top.get("repository")
+    mine = project if isinstance(project, str) and re.fullmatch(r"[a-z][a-z0-9-]{0,19}", project) else "myapp"
+    owner = repository.split("/")[0] if isinstance(repository, str) and re.fullmatch(r"[A-Za-z0-9-]{1,39}/.+",
+                                                                                        repository) else "acme"
+    return text.replace("PROJECT", mine).replace("OWNER", owner)
+
+
 _ARM_TYPES = ("string_type", "list_type")
 
 
@@ -179,7 +191,7 @@ def _diagnostic(issue: Any, document: Document) -> Diagnostic:
                                    f"found {describe(shown)}", did_you_mean(str(shown), options))
     if kind == "string_pattern_mismatch":
         pattern = str(issue["ctx"]["pattern"]).removesuffix(r"\Z") + "$"  # as the constants spell it (spec.whole)
-        name = PATTERN_NAMES.get(pattern, f"text matching {pattern}")
+        name = _in_their_words(PATTERN_NAMES.get(pattern, f"text matching {pattern}"), document.data)
         secret = "secrets" in path[:-1]
         what = f"the name {quote(str(path[-1]))}" if is_key else (where or "the value") if secret else (
             f"{where} ({describe(value)})")

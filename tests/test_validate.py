@@ -266,3 +266,85 @@ def test_every_pattern_matches_the_whole_value_a_trailing_newline_is_refused(
     for found in caught.value.diagnostics:  # located, and each part of the report on its own line
         assert found.line >= 1, found
         assert len(format_text(found).splitlines()) == 1 + 3 * bool(found.source_line) + bool(found.hint), found
+
+
+# ---------------------------------------------------------------- what mutation testing found the rules' tests missing
+
+
+def _reported(text: str) -> list[tuple[str, str, str | None, str]]:
+    """(code, message, hint, the spec line it points at) of every diagnostic, errors and warnings."""
+    try:
+        found = list(_validate(text).warnings)
+    except PipecError as caught:
+        found = list(caught.diagnostics)
+    return [(d.code, d.message, d.hint, (d.source_line or "").strip()) for d in found if d.code != "PC205"]
+
+
+def _worker(text: str) -> str:
+    return text.replace("checks:", """  queue:
+    kind: ecs-fargate
+    artifact: web-image
+    scaling:
+      staging: {cpu: 256, memory: 512, min: 1, max: 1}
+      production: {cpu: 256, memory: 512, min: 1, max: 1}
+checks:""", 1)
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # the hints list what exists when nothing is close enough to suggest
+    ("    artifact: web-image\n    port", "    artifact: zzz\n    port",
+     [("PC201", 'service "web" uses unknown artifact "zzz"', "artifacts are: web-image, jobs-zip", "artifact: zzz")]),
+    ("      production: {memory: 512}", "      production: {memory: 512}\n      qqqqq: {memory: 512}",
+     [("PC202", 'unknown environment "qqqqq" in scaling of service "nightly"', "environments are: staging, "
+       "production", "qqqqq: {memory: 512}")]),
+    ("    approval: none\n    url: https://staging.shop.example",
+     "    approval: none\n    url: https://staging.shop.example\n    network:\n      vpcs:\n        ap-southeast-2:\n"
+     "          vpc: vpc-0123456789abcdef0\n          public_subnets: [subnet-0000000a, subnet-0000000b]\n"
+     "          private_subnets: [subnet-0000000c, subnet-0000000d]",
+     [("PC212", 'no VPC is given for region "us-east-1"', "list an existing VPC for every region, or drop `vpcs` to "
+       "let pipec manage the network", "vpcs:"),
+      ("PC203", 'network.vpcs names region "ap-southeast-2", which environment "staging" does not deploy to',
+       "its regions are: us-east-1", "ap-southeast-2:")]),
+    ("    runtime: python3.13\n", "    runtime: cobol85\n",
+     [("PC209", '"cobol85" is not a supported, non-deprecated Lambda runtime',
+       "e.g. python3.14, python3.13, python3.12", "runtime: cobol85")]),
+    # a secret pasted into one environment's config, at its line
+    ("    env:\n      LOG_LEVEL: info\n", "    env:\n      LOG_LEVEL: info\n    config:\n      production:\n"
+     "        API_TOKEN: ab12cd34ab12cd34\n",  # entropy exactly 3.0 bits: random enough
+     [("PC206", "API_TOKEN holds what looks like a secret (by its name, API_TOKEN) in plain text",
+       "store it in SSM or Secrets Manager and reference it under `secrets:`, e.g. API_TOKEN: "
+       "ssm:/shop/{env}/api-token (the value is hidden here)", "API_TOKEN: ****************")]),
+    ("    url: https://shop.example\n", "    url: https://{tenant}.shop.example\n",
+     [("PC207", "unknown placeholder {tenant}", "known placeholders: {env}, {region}",
+       "url: https://{tenant}.shop.example")]),
+    ("      staging: {cpu: 256, memory: 512, min: 1, max: 2}", "      staging: {cpu: 300, memory: 512, min: 1, max: 2}",
+     [("PC208", "300 is not a Fargate cpu size", "Fargate cpu is one of 256, 512, 1024, 2048, 4096, 8192, 16384",
+       "staging: {cpu: 300, memory: 512, min: 1, max: 2}")]),
+    ("  sanity:\n    run: ./sanity.sh", "  sanity:\n    run: ./sanity.sh\n    schedule: \"0 3 * * * *\"",
+     [("PC210", '"0 3 * * * *" has 6 fields; cron takes 5 (minute hour day month weekday)',
+       'e.g. "*/30 * * * *" for every 30 minutes, in UTC', 'schedule: "0 3 * * * *"')]),
+])
+def test_each_rule_points_at_the_line_and_names_what_exists(old: str, new: str,
+                                                            expected: list[tuple[str, str, str | None, str]]) -> None:
+    assert old in BASE
+    found = _reported(BASE.replace(old, new, 1))
+    assert [f[:3] for f in found] == [e[:3] for e in expected]
+    assert [f[3] for f in found if f[3]] == [e[3] for e in expected if e[3]]
+
+
+def test_web_only_settings_on_two_workers_are_each_reported() -> None:
+    text = _worker(BASE).replace("  queue:\n    kind: ecs-fargate\n", "  queue:\n    kind: ecs-fargate\n"
+                                 "    alarms: {error_rate_percent: 2}\n").replace(
+        "  web:\n    kind: ecs-fargate\n    artifact: web-image\n    port: 8080\n",
+        "  web:\n    kind: ecs-fargate\n    artifact: web-image\n    alarms: {p99_latency_ms: 200}\n")
+    assert [f[:2] for f in _reported(text)] == [
+        ("PC214", 'service "web" has no port and no load balancer, so it has no p99_latency_ms alarm'),
+        ("PC214", 'service "queue" has no port and no load balancer, so it has no error_rate_percent alarm')]
+
+
+def test_a_worker_alone_needs_no_certificate_and_an_entropy_below_three_bits_is_no_secret() -> None:
+    text = BASE.replace("    port: 8080\n", "").replace(
+        "    url: https://shop.example\n", "    url: https://shop.example\n    certificates:\n      us-east-1: "
+        "arn:aws:acm:us-east-1:111111111111:certificate/abc\n").replace(
+        "      LOG_LEVEL: info\n", "      LOG_LEVEL: info\n      API_TOKEN: aab12cd34ab12cd3\n")
+    assert [f[0] for f in _reported(text)] == []

@@ -33,7 +33,7 @@ MODULES = [  # each module's line is printed as soon as it is done
 ]
 # Where a module is more than the protection, only these functions: rollback selection and bundle verification.
 SCOPE = {
-    "pipec/aws/deploy.py": ["_target_version", "_older", "_select"],
+    "pipec/aws/deploy.py": ["_target_version", "_older", "_select", "_fits"],
     "pipec/aws/bundle.py": ["parse_digests", "_check_digests", "_verify_artifacts", "_image_exists", "publish",
                             "_existing", "_object", "xǁBundlesǁrelease", "xǁBundlesǁversions", "xǁBundlesǁ_get"],
 }

@@ -324,12 +324,18 @@ def test_diff_against_a_git_ref(workdir: Path) -> None:
     assert "production eu-west-1 api: stack changed\n    ~ MaxCount: 12 -> 20\n" in text.stdout
     assert "staging us-east-1 exports: stack added\n" in text.stdout
     assert "production us-east-1 exports: stack added\n" in text.stdout
-    assert "~ trigger workflow_dispatch: inputs.service" in text.stdout
+    # a workflow's change with its old and new value; an added stack with what it brings
+    assert ('~ trigger workflow_dispatch: inputs.service.options: ["all", "api", "worker", "usage-report", '
+            '"webhooks"] -> ["all", "api", "worker", "usage-report", "webhooks", "exports"]') in text.stdout
+    added = text.stdout.split("staging us-east-1 exports: stack added\n", 1)[1].split("\n")
+    assert "    + resource Function (AWS::Lambda::Function)" in added[:20]
+    assert "    + MemorySize: - -> 256" in added[:30]
 
     markdown = _ok(cli("diff", "--against", "main", "--format", "markdown", cwd=workdir))
     assert "### production" in markdown
     assert "| eu-west-1 | api | changed<br>`~ MaxCount: 12 -> 20` |" in markdown
-    assert "| us-east-1 | exports | added |" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| us-east-1 | exports | added<br>"))
+    assert "<br>`+ resource Function (AWS::Lambda::Function)`<br>" in row
 
     data = json.loads(_ok(cli("diff", "--against", "main", "--format", "json", cwd=workdir)))
     changed = {(s["env"], s["region"], s["stack"]): s for s in data["stacks"]}

@@ -93,18 +93,22 @@ def _stacks(old: Tree, new: Tree, old_parsed: dict[str, Any], new_parsed: dict[s
             f"{unit}.yaml" if unit in ("bootstrap", "network") else f"services/{unit}.yaml")
         before, after = old_parsed.get(path), new_parsed.get(path)
         status = _status(before, after)
-        template_changes = _template(old_parsed.get(template), new_parsed.get(template)) if status == "changed" \
-            else []
-        parameter_changes = _parameters(before, after) if status == "changed" else []
+        # an added (or removed) stack shows every resource and parameter it brings (or takes away)
+        template_changes = _template(old_parsed.get(template) if before is not None else None,
+                                     new_parsed.get(template) if after is not None else None)
+        parameter_changes = _parameters(before, after)
         if status != "changed" or template_changes or parameter_changes:
             result.append(StackDiff(env, region, unit, status, template_changes, parameter_changes))
     return sorted(result, key=lambda s: (s.env, s.region, s.stack))
 
 
 def _template(old: Any, new: Any) -> list[Change]:
+    # a stack that comes or goes: its resources and outputs (its parameters show with their values)
+    sections = ("Parameters", "Resources", "Outputs") if old is not None and new is not None else (
+        "Resources", "Outputs")
     old, new = old or {}, new or {}
     changes = []
-    for section in ("Parameters", "Resources", "Outputs"):
+    for section in sections:
         before, after = old.get(section) or {}, new.get(section) or {}
         noun = section[:-1].lower()
         for name in sorted({*before, *after}):
@@ -166,8 +170,32 @@ def _workflows(old: dict[str, Any], new: dict[str, Any]) -> list[WorkflowDiff]:
 def _keyed(a: Any, b: Any, noun: str) -> list[Change]:
     a = a if isinstance(a, dict) else {}
     b = b if isinstance(b, dict) else {}
-    return [Change(_status(a.get(k), b.get(k)), f"{noun} {k}", ", ".join(_differing_keys(a.get(k), b.get(k))))
+    return [Change(_status(a.get(k), b.get(k)), f"{noun} {k}", "; ".join(_values(a.get(k), b.get(k))))
             for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+
+
+def _values(a: Any, b: Any) -> list[str]:
+    """What changed in a job or trigger, with the old and the new value: `timeout-minutes: 60 -> 90`."""
+    if a is None or b is None:
+        return []
+    return [f"{key}: {_short(old)} -> {_short(new)}" for key, old, new in _leaves(a, b)]
+
+
+def _leaves(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, old, new) of the innermost values that differ: mappings by key, lists of the same length
+    by position (steps.2.run), anything else whole."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted({*a, *b})
+        return [leaf for k in keys if a.get(k) != b.get(k) for leaf in _leaves(a.get(k), b.get(k), f"{prefix}{k}.")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [leaf for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y
+                for leaf in _leaves(x, y, f"{prefix}{i}.")]
+    return [(prefix.rstrip(".") or "value", a, b)]
+
+
+def _short(value: Any, most: int = 200) -> str:
+    text = "-" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 # ---------------------------------------------------------------- formats

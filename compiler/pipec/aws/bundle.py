@@ -80,17 +80,19 @@ class Bundles:
         """A generated file of the release, or None when the release has no such file."""
         key = (version, path)
         if key not in self._files:
-            with errors(f"reading {path} of release {version}"):
-                body = _object(self.aws, self.plan, version, path)
-            self._files[key] = None if body is None else body.decode("utf-8")
+            self._files[key] = self._fetch(version, path, f"{path} of release {version}")
         return self._files[key]
 
     def _get(self, version: str, path: str, *, what: str) -> str:
+        found = self._fetch(version, path, what)
+        if found is None:
+            raise self._missing(version, what)
+        return found
+
+    def _fetch(self, version: str, path: str, what: str) -> str | None:
         with errors(f"reading {what}"):
             body = _object(self.aws, self.plan, version, path)
-        if body is None:
-            raise self._missing(version, what)
-        return body.decode("utf-8")
+        return None if body is None else body.decode("utf-8")
 
     def _missing(self, version: str, what: str) -> PipecError:
         return fail("PC603", f"{what} is not in s3://{self.plan.release_bucket}/{names.release_prefix(version)}",

@@ -43,7 +43,7 @@ def unique(named: Iterable[Named], document: Document) -> None:
         pair = (*first, env, where)
         if first != (env, where) and pair not in reported:
             reported.add(pair)
-            found.append(document.diagnostic("PC219", where, f'the {kind} name "{name}" of {_owner(env, where)} '
+            found.append(document.diagnostic("PC219", where, f'the {kind} name "{name}" of {_owner(env, where, kind)} '
                                              f"is already that of {_owner(*first, kind)}",
                                              "rename one of them: AWS names are project-environment-service, "
                                              "and bootstrap and network name the shared stacks", key=True))
@@ -51,7 +51,7 @@ def unique(named: Iterable[Named], document: Document) -> None:
         raise PipecError(found)
 
 
-def _owner(env: str, where: SpecPath, kind: str = "") -> str:
+def _owner(env: str, where: SpecPath, kind: str) -> str:
     if where[0] == "services":
         return f'service "{where[1]}" in environment "{env}"'
-    return f'the shared {kind} of environment "{env}"'.replace("  ", " ")
+    return f'the shared {kind} of environment "{env}"'

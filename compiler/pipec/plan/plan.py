@@ -214,7 +214,12 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
 
 
 def needs_network(spec: Spec) -> bool:
-    return any(isinstance(s, EcsService) or s.vpc for s in spec.services.values())
+    return any(_in_vpc(s) for s in spec.services.values())
+
+
+def _in_vpc(service: EcsService | LambdaService) -> bool:
+    """Every ECS service runs in the environment's VPC; a function only when it asks."""
+    return isinstance(service, EcsService) or service.vpc
 
 
 def _default_cidr(spec: Spec, env: str, region: str) -> str:
@@ -379,8 +384,7 @@ def _parameters(kind: str, artifact: ArtifactPlan, env_vars: tuple[EnvVar, ...],
         Parameter("Environment", "String", "Environment name (only used in names and tags).", r"^[a-z][a-z0-9-]*$"),
         Parameter("Version", "String", "Release version (semver), set by pipec deploy.", RELEASE_VERSION),
     ]
-    in_vpc = isinstance(service, EcsService) or service.vpc
-    wanted = {"AlertTopicArn", "KeyArn"} | ({"VpcId", "PrivateSubnets"} if in_vpc else set()) | (
+    wanted = {"AlertTopicArn", "KeyArn"} | ({"VpcId", "PrivateSubnets"} if _in_vpc(service) else set()) | (
         {"PublicSubnets", "LogBucket"} if kind == "web" else set())
     shared = [Parameter(key, kind_, f"SSM parameter of the environment's {key}, published by pipec bootstrap.")
               for key, kind_, _ in SHARED if key in wanted]

@@ -5,9 +5,10 @@ Used by the validate rules (is it valid?) and the plan (what EventBridge and Git
 
 from __future__ import annotations
 
-import json
 import re
 from typing import NamedTuple
+
+from pipec.diagnostics import quote
 
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 _DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
@@ -46,7 +47,7 @@ class Cron(NamedTuple):
 def parse_cron(text: str) -> Cron:
     """Parse a 5-field cron expression, raising ScheduleError that names the bad field."""
     if not _SPACED.fullmatch(text):
-        raise ScheduleError(f"{json.dumps(text)} must be fields separated by single spaces, with nothing before or "
+        raise ScheduleError(f"{quote(text)} must be fields separated by single spaces, with nothing before or "
                             "after them", 'e.g. "*/30 * * * *" for every 30 minutes, in UTC')
     parts = text.split(" ")
     if len(parts) != 5:

@@ -8,6 +8,7 @@ Must not render or write anything.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, NamedTuple, Union
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipec.diagnostics import Diagnostic, PipecError, Severity, errors, quote
 from pipec.load.load import Document, SpecPath
-from pipec.validate.spec import PATTERN_NAMES, Spec
+from pipec.validate.spec import NAME, PATTERN_NAMES, REPOSITORY, Spec, whole
 from pipec.validate.suggest import did_you_mean
 
 _TEXT_COERCIONS = 3
@@ -58,13 +59,11 @@ def _parse(document: Document) -> Spec:
 
 def _in_their_words(text: str, data: Any) -> str:
     """An example in a message, with the user's own project and repository owner (not the example's)."""
-    import re
-
     top = data if isinstance(data, dict) else {}
     project, repository = top.get("project"), top.get("repository")
-    mine = project if isinstance(project, str) and re.fullmatch(r"[a-z][a-z0-9-]{0,19}", project) else "myapp"
-    owner = repository.split("/")[0] if isinstance(repository, str) and re.fullmatch(r"[A-Za-z0-9-]{1,39}/.+",
-                                                                                        repository) else "acme"
+    mine = project if isinstance(project, str) and re.match(whole(NAME), project) else "myapp"
+    owner = repository.split("/")[0] if isinstance(repository, str) and re.match(whole(REPOSITORY), repository) \
+        else "acme"
     return text.replace("PROJECT", mine).replace("OWNER", owner)
 
 

@@ -13,14 +13,19 @@ import yaml
 
 from pipec.diagnostics import PipecError, Severity, format_text
 from pipec.load.load import load, load_bytes
-from pipec.validate.rules import RULES
+from pipec.validate.rules import RULES, check
 from pipec.validate.suggest import did_you_mean
-from pipec.validate.validate import validate
+from pipec.validate.validate import _parse, _recover, validate
 from tests.conftest import EXAMPLE, REPO
 
+_CERTIFICATE = "    certificates: {{us-east-1: arn:aws:acm:us-east-1:{}:certificate/shop}}\n"
+# The error cases' spec with an account per environment, serving HTTPS.
 BASE = (REPO / "tests" / "errors" / "shared-account.yaml").read_text().replace(
     'account: "111111111111"\n    regions: [us-east-1]\n    approval: manual',
-    'account: "222222222222"\n    regions: [us-east-1]\n    approval: manual')
+    'account: "222222222222"\n    regions: [us-east-1]\n    approval: manual').replace(
+    "    url: https://staging.shop.example\n", "    url: https://staging.shop.example\n" + _CERTIFICATE.format(
+        "111111111111")).replace("    url: https://shop.example\n", "    url: https://shop.example\n" +
+                                 _CERTIFICATE.format("222222222222"))
 
 
 def _validate(text: str):  # type: ignore[no-untyped-def]
@@ -32,7 +37,9 @@ def test_the_example_is_valid_without_warnings() -> None:
 
 
 def test_the_base_of_the_error_cases_is_valid() -> None:
-    assert _validate(BASE).spec.project == "shop"
+    validated = _validate(BASE)
+    assert validated.spec.project == "shop"
+    assert validated.warnings == ()
 
 
 def test_unquoted_numbers_keep_the_text_the_user_wrote() -> None:
@@ -55,7 +62,85 @@ def test_schema_errors_are_all_reported_and_sorted() -> None:
     text = BASE.replace("project: shop", "project: Shop").replace("    port: 8080", "    port: eighty")
     with pytest.raises(PipecError) as caught:
         _validate(text)
-    assert [(d.code, d.line) for d in caught.value.diagnostics] == [("PC104", 2), ("PC103", 25)]
+    assert [(d.code, d.line) for d in caught.value.diagnostics] == [("PC104", 2), ("PC103", 27)]
+
+
+def _codes_at(text: str) -> list[tuple[str, int]]:
+    with pytest.raises(PipecError) as caught:
+        _validate(text)
+    return [(d.code, d.line) for d in caught.value.diagnostics]
+
+
+def test_rule_errors_are_reported_beside_schema_errors() -> None:
+    """One run reports every independent problem: the rules check what the models accepted."""
+    text = (BASE.replace("    approval: manual", "    approval: manul")                  # PC104
+            .replace("    artifact: web-image", "    artifact: web-imag")               # PC201
+            .replace("      LOG_LEVEL: info", "      LOG_LEVEL: info\n      API_TOKEN: a8Fj3kLm9QzX2pW7")  # PC206
+            .replace("    handler: nightly.handler", "    handlr: nightly.handler")     # PC101
+            .replace("regions: [us-east-1]\n    approval: none", "regions: [us-east-7]\n    approval: none")
+            .replace(_CERTIFICATE.format("111111111111"), "")
+            .replace("alerts:\n  email: [ops@shop.example]\n", ""))                 # PC102 at 1:1
+    assert _codes_at(text) == [("PC102", 1), ("PC203", 13), ("PC104", 19), ("PC201", 25), ("PC206", 29),
+                            ("PC101", 37)]
+
+
+def _sized_secret(project: str) -> str:
+    """BASE with a secret in the Lambda whose variables take 4,096 bytes exactly when the project is `project`."""
+    text = BASE.replace("    handler: nightly.handler", "    handler: nightly.handler\n    secrets:\n"
+                        "      KEY: ssm:/{project}/key")
+    def fits(length: int) -> bool:
+        try:
+            _validate(padded(length).replace("project: shop", f"project: {project}"))
+        except PipecError:
+            return False
+        return True
+
+    def padded(length: int) -> str:
+        return text.replace("    handler: nightly.handler", f"    handler: nightly.handler\n    env:\n"
+                            f"      PAD: {'x' * length}")
+
+    low, high = 0, 4096  # fits(low), not fits(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return padded(low)
+
+
+@pytest.mark.parametrize(("text", "silent"), [
+    # an artifact the models refused is not "unknown" to the service that names it
+    (BASE.replace("    type: container-image", "    type: container-imag"), "PC201"),
+    # an environment the models refused is not "unknown" in scaling, nor a missing last approval
+    (BASE.replace("      production: {cpu: 512, memory: 1024, min: 2, max: 4}",
+                  "      production: {cpu: 512, memory: 1024, min: 2, max: 4}\n      prod: {cpu: 256, memory: 512,"
+                  " min: 1, max: 1}").replace("  production:\n", "  prod:\n    approval: soon\n  production:\n"
+                                              "    accont: x\n", 1), "PC202"),
+    (BASE.replace("  production:\n", '  qa:\n    account: "333333333333"\n    regions: [us-east-1]\n'
+                  "    url: https://qa.shop.example\n  production:\n").replace("approval: manual", "approval: manul"),
+     "PC204"),
+    # an artifact used only by a service the models refused is not "unused"
+    (BASE.replace("    runtime: python3.13", "    runtime: 3.13\n    memory_size: 1"), "PC216"),
+    # an environment the models refused may be the one that gives certificates
+    (BASE.replace(_CERTIFICATE.format("111111111111"), "").replace("approval: manual", "approval: manul"), "PC220"),
+    # the stand-in for a refused project has a length of its own, which says nothing of the real one's
+    (_sized_secret("shop").replace("project: shop", "project: Shop"), "PC218"),
+])
+def test_rules_that_look_up_a_refused_part_stay_silent(text: str, silent: str) -> None:
+    document = load_bytes(text.encode(), "pipeline.yaml")
+    with pytest.raises(PipecError) as caught:
+        validate(document)
+    assert silent not in [d.code for d in caught.value.diagnostics]
+    # ... where, run on the same recovered spec without knowing what was refused, the rule would speak falsely
+    issues = _parse(document, document.data)
+    assert isinstance(issues, list)
+    recovered = _recover(document, issues)
+    assert recovered is not None
+    assert silent in [d.code for d in check(recovered[0], document)]
+
+
+def test_a_section_without_a_valid_entry_leaves_nothing_to_check() -> None:
+    text = BASE.replace("    kind: ecs-fargate", "    kind: ecs").replace("    kind: lambda", "    kind: lamda")
+    assert [code for code, _ in _codes_at(text.replace("LOG_LEVEL: info", "API_TOKEN: a8Fj3kLm9QzX2pW7"))] == [
+        "PC104", "PC104"]  # and no PC206 from a recovered spec with no services
 
 
 def test_warnings_do_not_stop_the_build() -> None:
@@ -72,9 +157,7 @@ def test_ecs_services_need_an_image() -> None:
 
 
 def test_https_is_all_or_nothing() -> None:
-    cert = "arn:aws:acm:us-east-1:111111111111:certificate/abc"
-    text = BASE.replace("    url: https://staging.shop.example", f"    url: https://staging.shop.example\n"
-                        f"    certificates:\n      us-east-1: {cert}")
+    text = BASE.replace(_CERTIFICATE.format("222222222222"), "")
     with pytest.raises(PipecError) as caught:
         _validate(text)
     assert [d.code for d in caught.value.diagnostics] == ["PC213"]
@@ -211,7 +294,8 @@ def test_a_single_environment_needs_no_approval_setting() -> None:
     text = BASE.replace('  production:\n    account: "222222222222"\n    regions: [us-east-1]\n    approval: manual\n'
                         "    url: https://shop.example\n", "").replace(
         "      production: {cpu: 512, memory: 1024, min: 2, max: 4}\n", "").replace(
-        "      production: {memory: 512}\n", "").replace("    approval: none\n", "")
+        "      production: {memory: 512}\n", "").replace("    approval: none\n", "").replace(
+        _CERTIFICATE.format("222222222222"), "")
     assert _found(text) == []
 
 
@@ -342,9 +426,21 @@ def test_web_only_settings_on_two_workers_are_each_reported() -> None:
         ("PC214", 'service "queue" has no port and no load balancer, so it has no error_rate_percent alarm')]
 
 
+def test_web_services_on_plain_http_are_warned_once_at_the_last_environment() -> None:
+    plain = BASE.replace(_CERTIFICATE.format("111111111111"), "").replace(_CERTIFICATE.format("222222222222"), "")
+    assert _reported(plain) == [("PC220", "web serves plain HTTP to the internet in every environment, production "
+                                 "included: no environment gives a certificate",
+                                 "add `certificates: {REGION: arn:aws:acm:...}` to every environment; port 80 then "
+                                 "only redirects to HTTPS", "production:")]
+    two = plain.replace("services:\n", "services:\n  admin:\n    kind: ecs-fargate\n    artifact: web-image\n"
+                        "    port: 9000\n    scaling:\n      staging: {cpu: 256, memory: 512, min: 1, max: 1}\n"
+                        "      production: {cpu: 256, memory: 512, min: 1, max: 1}\n")
+    assert [(code, message.split(" plain")[0]) for code, message, _, _ in _reported(two)] == [
+        ("PC220", "admin, web serve")]
+    assert _reported(plain.replace("    port: 8080\n", "")) == []  # a worker has no load balancer
+
+
 def test_a_worker_alone_needs_no_certificate_and_an_entropy_below_three_bits_is_no_secret() -> None:
-    text = BASE.replace("    port: 8080\n", "").replace(
-        "    url: https://shop.example\n", "    url: https://shop.example\n    certificates:\n      us-east-1: "
-        "arn:aws:acm:us-east-1:111111111111:certificate/abc\n").replace(
+    text = BASE.replace("    port: 8080\n", "").replace(_CERTIFICATE.format("111111111111"), "").replace(
         "      LOG_LEVEL: info\n", "      LOG_LEVEL: info\n      API_TOKEN: aab12cd34ab12cd3\n")
     assert [f[0] for f in _reported(text)] == []

@@ -122,6 +122,9 @@ _ENTRIES = [
          "reserved by Lambda", "env: {AWS_REGION: eu}", "choose another name"),
     Code("PC218", "validate", _SPEC, "a Lambda function's variables fit in the 4 KB Lambda allows",
          "a 5 KB JSON document in env", "keep large values in SSM and name them under `secrets:`"),
+    Code("PC220", "validate", _SPEC, "web services should not serve plain HTTP on a public load balancer (warning)",
+         "a service with a port and no `certificates:` in any environment",
+         "add an ACM certificate per region under each environment's `certificates:`"),
     # plan and render: pipec's own checks of its output, which no validator makes
     Code("PC301", "render", _BUG, "a Lambda alias does not point at a new AWS::Lambda::Version published on every "
          "release", "an alias on $LATEST", "a bug in pipec's templates: report it"),

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from pipec.codes import CODES
 from pipec.diagnostics import Diagnostic, Severity
-from pipec.load.load import Document
+from pipec.load.load import Document, SpecPath
 from pipec.validate import contract
 from pipec.validate.facts import (
     FARGATE_SIZES,
@@ -38,11 +38,16 @@ class Rule(NamedTuple):
     code: str
     title: str
     check: RuleFunction
+    looks_up: tuple[str, ...]  # the sections whose entries it finds by name (or counts): see `check`
 
 
-def check(spec: Spec, document: Document) -> list[Diagnostic]:
-    """Run every rule; all problems are reported together."""
-    return [d for r in RULES for d in r.check(spec, document)]
+def check(spec: Spec, document: Document, pruned: frozenset[SpecPath] = frozenset()) -> list[Diagnostic]:
+    """Run every rule; all problems are reported together.
+
+    `pruned` names the parts of the document the models refused, absent from `spec`: a rule that looks up
+    entries in a section that lost one stays silent, since what it would say may be untrue of the document."""
+    lost = {path[0] for path in pruned}
+    return [d for r in RULES if not lost & set(r.looks_up) for d in r.check(spec, document)]
 
 
 # ---------------------------------------------------------------- references
@@ -305,6 +310,18 @@ def certificates(spec: Spec, doc: Document) -> Found:
                                  "of every environment has a certificate or none does", key=True)
 
 
+def plain_http(spec: Spec, doc: Document) -> Found:
+    # Certificates for some environments only are PC213's error; this is the spec that gives none at all.
+    web = [n for n, s in spec.services.items() if isinstance(s, EcsService) and s.port is not None]
+    if not web or any(e.certificates for e in spec.environments.values()):
+        return
+    last = list(spec.environments)[-1]
+    yield doc.diagnostic("PC220", ("environments", last), f"{', '.join(web)} serve{'s' * (len(web) == 1)} plain "
+                         f"HTTP to the internet in every environment, {last} included: no environment gives a "
+                         "certificate", "add `certificates: {REGION: arn:aws:acm:...}` to every environment; "
+                         "port 80 then only redirects to HTTPS", key=True, severity=Severity.WARNING)
+
+
 def web_settings(spec: Spec, doc: Document) -> Found:
     web_only = {"unhealthy_targets", "error_rate_percent", "p99_latency_ms"}
     for name, service in spec.services.items():
@@ -401,22 +418,23 @@ def lambda_variable_size(spec: Spec, doc: Document) -> Found:
 
 # Every rule under its code, in the order they run; titles come from the one registry, `pipec.codes`.
 # (A table, not a decorator: mutation testing skips decorated functions.)
-RULES: list[Rule] = [Rule(code, CODES[code].title, function) for code, function in (
-    ("PC201", artifact_references),
-    ("PC202", environment_references),
-    ("PC203", regions),
-    ("PC204", production_approval),
-    ("PC205", shared_accounts),
-    ("PC206", plaintext_secrets),
-    ("PC207", placeholders),
-    ("PC208", fargate_sizes),
-    ("PC209", lambda_settings),
-    ("PC210", schedules),
-    ("PC212", networks),
-    ("PC213", certificates),
-    ("PC214", web_settings),
-    ("PC215", check_urls),
-    ("PC216", unused_artifacts),
-    ("PC217", variable_names),
-    ("PC218", lambda_variable_size),
+RULES: list[Rule] = [Rule(code, CODES[code].title, function, looks_up) for code, function, looks_up in (
+    ("PC201", artifact_references, ("artifacts",)),
+    ("PC202", environment_references, ("environments",)),
+    ("PC203", regions, ()),
+    ("PC204", production_approval, ("environments",)),
+    ("PC205", shared_accounts, ()),
+    ("PC206", plaintext_secrets, ()),
+    ("PC207", placeholders, ()),
+    ("PC208", fargate_sizes, ()),
+    ("PC209", lambda_settings, ()),
+    ("PC210", schedules, ()),
+    ("PC212", networks, ()),
+    ("PC213", certificates, ()),
+    ("PC214", web_settings, ()),
+    ("PC215", check_urls, ()),
+    ("PC216", unused_artifacts, ("services",)),
+    ("PC217", variable_names, ()),
+    ("PC218", lambda_variable_size, ("project",)),
+    ("PC220", plain_http, ("environments",)),
 )]

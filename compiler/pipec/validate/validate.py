@@ -32,18 +32,72 @@ class Validated(NamedTuple):
 
 
 def validate(document: Document) -> Validated:
-    """Check the document against the models and the rules; raise PipecError listing every error."""
+    """Check the document against the models and the rules; raise PipecError listing every problem.
+
+    Where the models find errors, the rules still run on the rest of the spec (see `_recover`), so one run
+    reports every independent problem, as a compiler does."""
     from pipec.validate import rules
 
-    spec = _parse(document)
-    found = rules.check(spec, document)
-    if errors(found):
-        raise PipecError(found)
-    return Validated(spec, document, tuple(found))
+    parsed = _parse(document, document.data)
+    if isinstance(parsed, Spec):
+        found = rules.check(parsed, document)
+        if errors(found):
+            raise PipecError(found)
+        return Validated(parsed, document, tuple(found))
+    kept = _without_follow_ons(_matching_arms(parsed), document)
+    found = [_diagnostic(issue, document) for issue in kept]
+    recovered = _recover(document, parsed)
+    if recovered is not None:
+        spec, pruned = recovered
+        found += rules.check(spec, document, pruned=pruned)
+    raise PipecError(found)
 
 
-def _parse(document: Document) -> Spec:
-    data = document.data
+_SECTIONS = ("services", "artifacts", "environments")  # named entries, which recovery removes one at a time
+# What stands in for a required top-level value the models refused; no rule reads one, except the project's
+# length in PC218, which says so (`rules.RULES`).
+_STAND_INS: dict[str, Any] = {"pipec": 1, "project": "myapp", "repository": "acme/myapp",
+                              "alerts": {"email": ["alerts@example.com"]}}
+_RECOVERY_ROUNDS = 4
+
+
+def _recover(document: Document, issues: list[Any]) -> tuple[Spec, frozenset[SpecPath]] | None:
+    """The spec without the parts the models refused, and which parts those were; None if no valid rest is left.
+
+    The unit removed is the smallest one the rules can do without: a whole service, artifact or environment
+    (`services.api`), else a whole top-level key (a required one gets a stand-in). A section that loses all its
+    entries, or is itself refused, leaves nothing to check. A rule that looks entries up by name in a section
+    that lost one must not speak (`rules.check`): "unknown artifact web" is not true of a misspelt artifact."""
+    pruned: set[SpecPath] = set()
+    for _ in range(_RECOVERY_ROUNDS):
+        units = {_unit(data_path(document.data, issue["loc"])[0]) for issue in issues}
+        if units <= pruned or any(len(u) < 2 and (not u or u[0] in _SECTIONS) for u in units):
+            return None
+        pruned |= units
+        parsed = _parse(document, _without(document.data, pruned))
+        if isinstance(parsed, Spec):
+            return parsed, frozenset(pruned)
+        issues = parsed
+    return None
+
+
+def _unit(path: SpecPath) -> SpecPath:
+    return path[:2] if path[:1] in tuple((s,) for s in _SECTIONS) else path[:1]
+
+
+def _without(data: dict[str, Any], paths: set[SpecPath]) -> dict[str, Any]:
+    """A copy of the data without the given entries and top-level keys (the required ones stood in for)."""
+    result: dict[str, Any] = _deep_copy(data)
+    for path in paths:
+        parent: Any = result[str(path[0])] if len(path) > 1 else result
+        parent.pop(path[-1], None)
+        if len(path) == 1 and path[0] in _STAND_INS:
+            result[path[0]] = _deep_copy(_STAND_INS[path[0]])
+    return result
+
+
+def _parse(document: Document, data: Any) -> Spec | list[Any]:
+    """The Spec the data describes, or pydantic's issues with it (text YAML read as numbers kept as text)."""
     for _ in range(_TEXT_COERCIONS):
         try:
             return Spec.model_validate(data)
@@ -51,8 +105,7 @@ def _parse(document: Document) -> Spec:
             issues = exc.errors(include_url=False)
             coerced = _keep_text(data, issues, document)
             if coerced is None:
-                kept = _without_follow_ons(_matching_arms(issues), document)
-                raise PipecError([_diagnostic(issue, document) for issue in kept]) from None
+                return issues
             data = coerced
     raise PipecError([Diagnostic("PC103", "the spec could not be read", document.filename)])  # pragma: no cover
 

@@ -246,3 +246,101 @@ def test_a_damaged_release_record_is_refused(aws: Aws, record: bytes) -> None:
     code, message = _error(lambda: bundle.Bundles(aws, PLAN).release("4.0.0"))
     assert (code, message) == ("PC618", "the record of release 4.0.0 (releases/4.0.0/release.json) is not the record "
                                          "pipec bundle writes for it")
+
+
+def _layer(text: str) -> dict[str, Any]:
+    """A layer of its own: moto's digest of an image is the sha256 of its layers' digests."""
+    return {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1,
+            "digest": "sha256:" + hashlib.sha256(text.encode()).hexdigest()}
+
+
+class _Clock:
+    """bundle's own `time`: a clock that moves only when bundle sleeps, and what it slept."""
+
+    def __init__(self, on_sleep: Any = None) -> None:
+        self.now, self.slept, self.on_sleep = 1000.0, [], on_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.slept))
+
+
+def test_an_image_is_awaited_in_steps_of_at_most_ten_seconds_until_the_deadline(
+        aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(bundle, "time", clock)
+    digest = "sha256:" + hashlib.sha256(b"never pushed").hexdigest()
+    with pytest.raises(PipecError) as caught:
+        bundle._image_exists(aws, "stigg/api-image", digest, "us-east-1", wait=25)
+    assert clock.slept == [10.0, 10.0, 5.0]
+    [found] = caught.value.diagnostics
+    assert (found.code, found.message, found.hint) == (
+        "PC610", f"image stigg/api-image@{digest} is not in the registry of us-east-1",
+        "images reach each region by ECR replication from the build registry; check the replication rule of the "
+        "bootstrap stack")
+
+
+def test_an_image_that_arrives_while_awaited_ends_the_wait(world: World, aws: Aws,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"digest": "sha256:" + "a" * 64}, "layers": [_layer("late")]})
+    ecr = world.client("ecr", "111111111111", "us-east-1")
+    ecr.create_repository(repositoryName="stigg/scratch")  # where the build pushed it: the digest ECR gives it
+    digest = ecr.put_image(repositoryName="stigg/scratch", imageManifest=manifest)["image"]["imageId"]["imageDigest"]
+
+    def replicated(sleeps: int) -> None:  # ECR replication lands during the second wait
+        if sleeps == 2:
+            ecr.put_image(repositoryName="stigg/worker-image", imageManifest=manifest, imageTag="late")
+
+    clock = _Clock(replicated)
+    monkeypatch.setattr(bundle, "time", clock)
+    bundle._image_exists(aws, "stigg/worker-image", digest, "us-east-1", wait=600)
+    assert clock.slept == [10.0, 10.0]
+    assert ecr.describe_images(repositoryName="stigg/worker-image", imageIds=[{"imageDigest": digest}])
+
+
+def test_a_repository_that_does_not_exist_is_an_image_that_is_not_there(aws: Aws,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(bundle, "time", clock)
+    digest = "sha256:" + "b" * 64
+    assert _error(lambda: bundle._image_exists(aws, "stigg/nothing", digest, "us-east-1", wait=0)) == (
+        "PC610", f"image stigg/nothing@{digest} is not in the registry of us-east-1")
+    assert clock.slept == []
+
+
+@pytest.mark.parametrize(("version", "commit", "code"), [
+    ("2.3", COMMIT, "PC404"),
+    ("2.3.0", "C" * 40, "PC405"),
+])
+def test_a_publish_checks_its_version_and_commit_first(version: str, commit: str, code: str) -> None:
+    digests = {a.name: "sha256:" + "1" * 64 for a in PLAN.artifacts}
+    assert _error(lambda: bundle.publish(None, PLAN, [], version, commit, digests, print))[0] == code  # type: ignore
+
+
+def test_a_publish_with_credentials_of_another_account_is_refused(world: World,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    other = aws_in(world, "222222222222", monkeypatch)
+    digests = {a.name: "sha256:" + "1" * 64 for a in PLAN.artifacts}
+    assert _error(lambda: _publish(other, "2.4.0", digests)) == (
+        "PC605", 'the credentials are for AWS account 222222222222, but environment "staging" is in account '
+                 "111111111111")
+
+
+def test_a_release_holds_exactly_the_tree_its_record_and_its_zips(world: World, aws: Aws) -> None:
+    digests = build_release(world, PLAN, "2.5.0")
+    _publish(aws, "2.5.0", digests)
+    s3 = aws.client("s3", "us-east-1")
+    listed = s3.list_objects_v2(Bucket=PLAN.release_bucket, Prefix="releases/2.5.0/")["Contents"]
+    tree = {o.path for o in COMPILED.outputs if o.in_tree}
+    zips = {f"artifacts/{a.name}.zip" for a in PLAN.artifacts if not a.is_image}
+    assert {o["Key"].removeprefix("releases/2.5.0/") for o in listed} == tree | zips | {"release.json"}
+    body = s3.get_object(Bucket=PLAN.release_bucket, Key="releases/2.5.0/release.json")["Body"].read().decode()
+    record = json.loads(body)
+    assert body == json.dumps(record, indent=2, sort_keys=True)
+    assert record["created_at"].endswith("Z") and list(record) == sorted(record)

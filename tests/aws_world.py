@@ -152,19 +152,31 @@ def build_release(world: World, plan: Plan, version: str) -> dict[str, str]:
 
 
 def strip_unsupported(world: World, plan: Plan, version: str) -> list[str]:
-    """Remove the UNSUPPORTED resource types from the service templates of a published bundle; return what
-    was removed. Any other reference to a removed resource fails the test."""
+    """Remove the UNSUPPORTED resource types from the service templates of a published bundle, as if pipec had
+    published them so (each file and the record's sha256 of it replaced, without a second version: pipec refuses
+    a rewritten release); return what was removed. Any other reference to a removed resource fails the test."""
     build = plan.build_env
     s3 = world.client("s3", build.account, build.home_region)
+    prefix = f"releases/{version}/"
+    record = json.loads(s3.get_object(Bucket=plan.release_bucket, Key=prefix + "release.json")["Body"].read())
     removed = []
     for service in plan.services:
-        key = f"releases/{version}/{service.template}"
+        key = prefix + service.template
         text = s3.get_object(Bucket=plan.release_bucket, Key=key)["Body"].read().decode()
         template = parse(Output(key, text))
         stripped, gone = _strip(template)
         removed += [f"{service.name}: {name} ({template['Resources'][name]['Type']})" for name in sorted(gone)]
-        s3.put_object(Bucket=plan.release_bucket, Key=key, Body=json.dumps(stripped, indent=1).encode())
+        body = json.dumps(stripped, indent=1).encode()
+        _republish(s3, plan.release_bucket, key, body)
+        record["files"][service.template] = hashlib.sha256(body).hexdigest()
+    _republish(s3, plan.release_bucket, prefix + "release.json", json.dumps(record, indent=2, sort_keys=True).encode())
     return removed
+
+
+def _republish(s3: Any, bucket: str, key: str, body: bytes) -> None:
+    for item in [v for v in s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", []) if v["Key"] == key]:
+        s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def _strip(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:

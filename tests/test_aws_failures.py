@@ -6,6 +6,7 @@ resource and reason, and leaves the ledger unchanged (a put_parameter the stubs 
 from __future__ import annotations
 
 import gc
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -76,9 +77,15 @@ def _stubs(aws: Aws) -> dict[str, Stubber]:
 def _prepare_reads(stubs: dict[str, Stubber], status: str, *, deployed: bool = True) -> None:
     """What `pipec deploy --env staging --service api --version 1.1.0` reads before it changes anything."""
     texts = {a.path: a.text for a in compile_spec(EXAMPLE).outputs}
-    release = {"version": "1.1.0", "commit": "c" * 40, "artifacts": {"api-image": {"digest": DIGEST}}}
+    read = ["generated/cloudformation/services/api.yaml",
+            "generated/cloudformation/parameters/staging/us-east-1/api.json"]
+    release = {"version": "1.1.0", "commit": "c" * 40, "artifacts": {"api-image": {"digest": DIGEST}},
+               "files": {path: hashlib.sha256(texts[path].encode()).hexdigest() for path in read}}
     s3 = stubs["s3"]
     s3.add_response("get_object", _body(json.dumps(release)))
+    s3.add_response("get_bucket_versioning", {"Status": "Enabled"})
+    s3.add_response("list_object_versions", {"Versions": [{"Key": f"releases/1.1.0/{path}", "VersionId": "1"}
+                                                          for path in [*read, "release.json"]]})
     if deployed:
         stubs["ssm"].add_response("get_parameter", {"Parameter": {"Name": "/pipec/stigg/staging/api", "Version": 3,
                                   "Value": json.dumps({"version": "1.0.0", "commit": "b" * 40})}})

@@ -23,7 +23,9 @@ COMMIT = "c" * 40
 @pytest.fixture(scope="module", autouse=True)
 def _registries(world: World) -> None:
     """The build account's release bucket and the ECR repositories of the example."""
-    world.client("s3", "111111111111", "us-east-1").create_bucket(Bucket=PLAN.release_bucket)
+    s3 = world.client("s3", "111111111111", "us-east-1")
+    s3.create_bucket(Bucket=PLAN.release_bucket)
+    s3.put_bucket_versioning(Bucket=PLAN.release_bucket, VersioningConfiguration={"Status": "Enabled"})
     for account, region in PLAN.registries:
         ecr = world.client("ecr", account, region)
         for artifact in PLAN.artifacts:
@@ -59,7 +61,8 @@ def test_a_release_is_published_once_with_a_record_of_every_digest(world: World,
     record = json.loads(s3.get_object(Bucket=PLAN.release_bucket, Key="releases/2.0.0/release.json")["Body"].read())
     assert {k: v for k, v in record.items() if k != "created_at"} == {
         "version": "2.0.0", "commit": COMMIT, "pipec": "0.1.0", "spec_sha256": PLAN.spec_sha,
-        "artifacts": {a.name: {"type": a.type, "digest": digests[a.name]} for a in PLAN.artifacts}}
+        "artifacts": {a.name: {"type": a.type, "digest": digests[a.name]} for a in PLAN.artifacts},
+        "files": {o.path: hashlib.sha256(o.text.encode()).hexdigest() for o in tree}}
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=PLAN.release_bucket, Prefix="releases/2.0.0/")["Contents"]}
     assert {f"releases/2.0.0/{o.path}" for o in tree} <= keys
     bodies = {o.path: s3.get_object(Bucket=PLAN.release_bucket, Key=f"releases/2.0.0/{o.path}")["Body"].read()
@@ -239,13 +242,19 @@ def test_a_release_older_than_the_spec_is_refused_before_any_stack_changes(world
     assert said == ["pipec: rolling back staging (" + ", ".join(plan.environment("staging").regions) + ") to 3.9.7"]
 
 
-@pytest.mark.parametrize("record", [b"{}", b"not json", b"[]", b'{"version": "4.0.1", "commit": "c", "artifacts": {}}',
-                                    b'{"version": "4.0.0", "commit": "c", "artifacts": {"a": "sha256:x"}}'])
-def test_a_damaged_release_record_is_refused(aws: Aws, record: bytes) -> None:
-    aws.client("s3", "us-east-1").put_object(Bucket=PLAN.release_bucket, Key="releases/4.0.0/release.json", Body=record)
-    code, message = _error(lambda: bundle.Bundles(aws, PLAN).release("4.0.0"))
-    assert (code, message) == ("PC618", "the record of release 4.0.0 (releases/4.0.0/release.json) is not the record "
-                                         "pipec bundle writes for it")
+@pytest.mark.parametrize(("number", "record"), list(enumerate([
+    b"{}", b"not json", b"[]", b'{"version": "4.0.1", "commit": "c", "artifacts": {}, "files": {}}',
+    b'{"version": "4.0.0", "commit": "c", "artifacts": {"a": "sha256:x"}, "files": {}}',
+    b'{"version": "4.0.0", "commit": "c", "artifacts": {}}',  # no sha256 of its files
+    b'{"version": "4.0.0", "commit": "c", "artifacts": {}, "files": {"generated/README.md": 1}}'])))
+def test_a_damaged_release_record_is_refused(aws: Aws, number: int, record: bytes) -> None:
+    version = f"4.{number}.0"  # each record is the first and only one of its version
+    record = record.replace(b'"4.0.0"', f'"{version}"'.encode())
+    aws.client("s3", "us-east-1").put_object(Bucket=PLAN.release_bucket, Key=f"releases/{version}/release.json",
+                                             Body=record)
+    code, message = _error(lambda: bundle.Bundles(aws, PLAN).release(version))
+    assert (code, message) == ("PC618", f"the record of release {version} (releases/{version}/release.json) is not "
+                                        "the record pipec bundle writes for it")
 
 
 def _layer(text: str) -> dict[str, Any]:
@@ -344,3 +353,104 @@ def test_a_release_holds_exactly_the_tree_its_record_and_its_zips(world: World, 
     record = json.loads(body)
     assert body == json.dumps(record, indent=2, sort_keys=True)
     assert record["created_at"].endswith("Z") and list(record) == sorted(record)
+
+
+def _tamper_cases() -> list[tuple[str, str]]:
+    worker = next(s for s in PLAN.services if s.name == "worker")
+    return [("template", worker.template), ("parameters", worker.stack_for("staging", "us-east-1").parameter_file),
+            ("record", "release.json"), ("artifact", "artifacts/jobs-zip.zip")]
+
+
+@pytest.fixture(scope="module")
+def published(world: World) -> dict[str, str]:
+    """A release per tampering case, published as the release workflow does."""
+    versions = {}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        aws = aws_in(world, "111111111111", monkeypatch)
+        for number, (case, _) in enumerate(_tamper_cases()):
+            versions[case] = f"5.{number}.0"
+            _publish(aws, versions[case], build_release(world, PLAN, versions[case]))
+    return versions
+
+
+@pytest.mark.parametrize(("case", "path"), _tamper_cases(), ids=[c for c, _ in _tamper_cases()])
+@pytest.mark.parametrize("action", ["deploy", "rollback"])
+def test_a_release_rewritten_after_publishing_is_refused_before_any_stack_changes(
+        aws: Aws, published: dict[str, str], case: str, path: str, action: str) -> None:
+    from pipec.aws import deploy
+
+    version = published[case]
+    s3 = aws.client("s3", "us-east-1")
+    key = f"releases/{version}/{path}"
+    if action == "deploy":  # the first of the two runs rewrites it, as a writer of the bucket would
+        body = s3.get_object(Bucket=PLAN.release_bucket, Key=key)["Body"].read()
+        s3.put_object(Bucket=PLAN.release_bucket, Key=key, Body=body.replace(b"stigg", b"evil") + b"\n")
+
+    def stacks() -> list[Any]:
+        return [aws.client("cloudformation", r).list_stacks()["StackSummaries"] for r in ("us-east-1", "us-west-2")]
+
+    before = stacks()
+    with pytest.raises(PipecError) as caught:
+        deploy.deploy(aws, PLAN, deploy.Request("staging", version, action=action), lambda _: None)
+    [found] = caught.value.diagnostics
+    assert (found.code, found.message, caught.value.exit_code) == (
+        "PC619", f"release {version} was changed after it was published: {path} (2 versions)", 4)
+    assert stacks() == before
+
+
+def test_a_file_replaced_without_a_trace_in_the_versions_is_caught_by_its_sha256(aws: Aws,
+                                                                              world: World) -> None:
+    """If the old version is gone too (a bucket whose policy was loosened), the record's sha256 still tells."""
+    digests = build_release(world, PLAN, "5.9.0")
+    _publish(aws, "5.9.0", digests)
+    s3 = aws.client("s3", "us-east-1")
+    worker = next(s for s in PLAN.services if s.name == "worker")
+    key = f"releases/5.9.0/{worker.template}"
+    for item in s3.list_object_versions(Bucket=PLAN.release_bucket, Prefix=key)["Versions"]:
+        s3.delete_object(Bucket=PLAN.release_bucket, Key=key, VersionId=item["VersionId"])
+    evil = b"Resources: {}\n"
+    s3.put_object(Bucket=PLAN.release_bucket, Key=key, Body=evil)
+    expected = next(hashlib.sha256(o.text.encode()).hexdigest() for o in COMPILED.outputs if o.path == worker.template)
+    code, message = _error(lambda: bundle.Bundles(aws, PLAN).file("5.9.0", worker.template))
+    assert (code, message) == ("PC619", f"s3://{PLAN.release_bucket}/{key} is not the file release 5.9.0 was "
+                               f"published with: its record gives sha256 {expected}, the bucket holds "
+                               f"{hashlib.sha256(evil).hexdigest()}")
+    s3.delete_object(Bucket=PLAN.release_bucket, Key=key)  # a delete marker: the file is gone
+    assert _error(lambda: bundle.Bundles(aws, PLAN).file("5.9.0", worker.template))[0] == "PC619"
+
+
+def test_a_bucket_that_keeps_no_versions_cannot_vouch_for_a_release(world: World, aws: Aws) -> None:
+    s3 = aws.client("s3", "us-east-1")
+    s3.put_bucket_versioning(Bucket=PLAN.release_bucket, VersioningConfiguration={"Status": "Suspended"})
+    try:
+        with pytest.raises(PipecError) as caught:
+            bundle.Bundles(aws, PLAN).release("2.0.0")
+    finally:
+        s3.put_bucket_versioning(Bucket=PLAN.release_bucket, VersioningConfiguration={"Status": "Enabled"})
+    [found] = caught.value.diagnostics
+    assert (found.code, found.message, found.hint) == (
+        "PC619", f"s3://{PLAN.release_bucket} does not keep the versions of its objects, so nobody can tell whether "
+                 "release 2.0.0 changed since it was published",
+        "versioning is part of the bootstrap stack: run `pipec bootstrap --env staging` with administrator "
+        "credentials")
+
+
+def test_s3_itself_refuses_a_second_write_of_a_release_file(world: World, aws: Aws,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two publishes that race past pipec's own read of the record: S3's If-None-Match decides."""
+    from botocore.exceptions import ClientError
+
+    digests = build_release(world, PLAN, "5.8.0")
+    _publish(aws, "5.8.0", digests)
+    s3 = aws.client("s3", "us-east-1")
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=PLAN.release_bucket, Key="releases/5.8.0/release.json", Body=b"{}", IfNoneMatch="*")
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    monkeypatch.setattr(bundle, "_existing", lambda *_: None)  # as if the other publish had not finished yet
+    assert _error(lambda: _publish(aws, "5.8.0", digests, commit="d" * 40)) == (
+        "PC606", f"s3://{PLAN.release_bucket}/releases/5.8.0/release.json already exists with other contents")
+    # A publish that failed half-way is finished by the next: the files it wrote have the same bytes.
+    again = build_release(world, PLAN, "5.8.1")
+    first = next(o for o in COMPILED.outputs if o.in_tree)
+    s3.put_object(Bucket=PLAN.release_bucket, Key=f"releases/5.8.1/{first.path}", Body=first.text.encode())
+    assert _publish(aws, "5.8.1", again)[0].startswith("pipec: published release 5.8.1")

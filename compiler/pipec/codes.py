@@ -220,6 +220,9 @@ _ENTRIES = [
          "deploy a release made since the change, or change the spec back and release that"),
     Code("PC618", "aws", _AWS, "a release's record is damaged (not JSON, fields missing, another version)",
          "release.json of 1.4.2 overwritten with {}", "find out who changed the release bucket before deploying"),
+    Code("PC619", "aws", _AWS, "a release was changed after it was published (a file, its record, or the bucket's "
+         "versioning)", "a template rewritten in the release bucket", "find out who wrote the release bucket "
+         "(CloudTrail) and deploy another release"),
     Code("PC616", "aws", _AWS, "AWS cannot be reached", "no network, or a wrong AWS_ENDPOINT_URL",
          "check the network, the region and AWS_ENDPOINT_URL"),
     # release: git

@@ -1,7 +1,11 @@
-"""Release bundles: the generated tree of a release and its record (version, commit, artifact digests),
-stored once in the first environment's artifact bucket under releases/<version>/, never overwritten.
+"""Release bundles: the generated tree of a release and its record (version, commit, artifact digests, the
+sha256 of every file), stored once in the first environment's artifact bucket under releases/<version>/.
 
-Deploys and rollbacks read bundles, so a rollback redeploys exactly what was deployed.
+Written once: every object is put with `If-None-Match: *`, which the bucket policy requires of every write under
+releases/ (and only the build role may write there; nobody may delete). Deploys and rollbacks read bundles, and
+check before using one that the bucket keeps versions and that no object of the release has more than one (so
+nothing was rewritten since it was published), and every file against the sha256 its record gives it. So a
+rollback redeploys exactly what was deployed, and a writer of the bucket cannot change what production runs.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import hashlib
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,23 +42,53 @@ class Bundles:
     aws: Aws
     plan: Plan
     _records: dict[str, Release] = field(default_factory=dict)
+    _hashes: dict[str, dict[str, str]] = field(default_factory=dict)  # version -> path -> sha256 of the file
     _files: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     def release(self, version: str) -> Release:
         if version not in self._records:
             text = self._get(version, RECORD, what=f"release {version}")
+            self._unchanged_since_published(version)
             try:
                 data = json.loads(text)
                 digests = {str(name): str(item["digest"]) for name, item in data.get("artifacts", {}).items()}
                 found = Release(str(data["version"]), str(data["commit"]), digests)
+                hashes = data["files"]
+                if not _listing(hashes):
+                    raise TypeError("files")
             except (ValueError, KeyError, TypeError, AttributeError):
                 found = None
             if found is None or found.version != version:
                 raise fail("PC618", f"the record of release {version} ({names.release_prefix(version)}{RECORD}) is "
                            "not the record pipec bundle writes for it", hint="releases are written once by "
                            "`pipec bundle`; find out who changed the release bucket before deploying from it")
-            self._records[version] = found
+            self._records[version], self._hashes[version] = found, hashes
         return self._records[version]
+
+    def _unchanged_since_published(self, version: str) -> None:
+        """The bucket keeps every version of every object, and each object of the release has exactly one: none
+        was overwritten or deleted since `pipec bundle` wrote it (the bucket policy forbids both; this catches a
+        bucket whose policy was changed, or a bootstrap that never ran)."""
+        bucket, prefix = _location(self.plan, version)
+        client = self.aws.client("s3", self.plan.build_env.home_region)
+        with errors(f"checking that release {version} is as it was published"):
+            status = client.get_bucket_versioning(Bucket=bucket).get("Status")
+            counts: Counter[str] = Counter()
+            pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    counts[item["Key"]] += 1
+        if status != "Enabled":
+            raise fail("PC619", f"s3://{bucket} does not keep the versions of its objects, so nobody can tell "
+                       f"whether release {version} changed since it was published",
+                       hint=f"versioning is part of the bootstrap stack: run `pipec bootstrap --env "
+                            f"{self.plan.build_env.name}` with administrator credentials")
+        changed = [f"{key.removeprefix(prefix)} ({n} versions)" for key, n in sorted(counts.items()) if n > 1]
+        if changed:
+            raise fail("PC619", f"release {version} was changed after it was published: "
+                       f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}",
+                       hint="a release is written once; find out who wrote the release bucket (CloudTrail) and "
+                            "deploy another release")
 
     def versions(self) -> list[str]:
         """Every published release version, highest first."""
@@ -77,11 +112,23 @@ class Bundles:
         return found
 
     def find(self, version: str, path: str) -> str | None:
-        """A generated file of the release, or None when the release has no such file."""
+        """A generated file of the release, checked against its record, or None when the release has no such
+        file (its record does not list it)."""
+        self.release(version)
+        expected = self._hashes[version].get(path)
         key = (version, path)
-        if key not in self._files:
-            self._files[key] = self._fetch(version, path, f"{path} of release {version}")
-        return self._files[key]
+        if expected is not None and key not in self._files:
+            text = self._fetch(version, path, f"{path} of release {version}")
+            found = None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+            if found != expected:
+                bucket, object_key = _location(self.plan, version, path)
+                raise fail("PC619", f"s3://{bucket}/{object_key} is not the file release {version} was published "
+                           f"with: its record gives sha256 {expected}, the bucket holds "
+                           f"{'nothing' if found is None else found}",
+                           hint="a release is written once; find out who wrote the release bucket (CloudTrail) and "
+                                "deploy another release")
+            self._files[key] = text
+        return self._files.get(key)
 
     def _get(self, version: str, path: str, *, what: str) -> str:
         found = self._fetch(version, path, what)
@@ -98,6 +145,10 @@ class Bundles:
         return fail("PC603", f"{what} is not in s3://{self.plan.release_bucket}/{names.release_prefix(version)}",
                     hint="releases are published by the release workflow (`pipec bundle`); "
                          "`pipec history` lists the versions that were deployed")
+
+
+def _listing(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 def _object(aws: Aws, plan: Plan, version: str, path: str) -> bytes | None:
@@ -121,12 +172,13 @@ def publish(aws: Aws, plan: Plan, outputs: list[Output], version: str, commit: s
     _check_digests(plan, digests)
     build = plan.build_env
     aws.require_account(build.account, build.name)
+    tree = [o for o in outputs if o.in_tree]
     record = {"version": version, "commit": commit, "pipec": __version__, "spec_sha256": plan.spec_sha,
-              "artifacts": {a.name: {"type": a.type, "digest": digests[a.name]} for a in plan.artifacts}}
+              "artifacts": {a.name: {"type": a.type, "digest": digests[a.name]} for a in plan.artifacts},
+              "files": {o.path: hashlib.sha256(o.text.encode("utf-8")).hexdigest() for o in tree}}
     existing = _existing(aws, plan, version)
     if existing is not None:
-        same = {k: existing.get(k) for k in ("version", "commit", "artifacts")} == {
-            k: record[k] for k in ("version", "commit", "artifacts")}
+        same = {k: existing.get(k) for k in _IDENTITY} == {k: record[k] for k in _IDENTITY}
         if not same:
             raise fail("PC606", f"release {version} was already published with other contents",
                        hint="releases are immutable; a new commit gets a new version")
@@ -134,14 +186,32 @@ def publish(aws: Aws, plan: Plan, outputs: list[Output], version: str, commit: s
         return
     _verify_artifacts(aws, plan, version, digests)
     bucket, prefix = _location(plan, version)
-    s3 = aws.client("s3", build.home_region)
-    tree = [o for o in outputs if o.in_tree]
     with errors(f"uploading release {version}"):
         for artifact in tree:
-            s3.put_object(Bucket=bucket, Key=prefix + artifact.path, Body=artifact.text.encode("utf-8"))
+            _put_once(aws, plan, prefix + artifact.path, artifact.text.encode("utf-8"))
         record["created_at"] = utc_now()
-        s3.put_object(Bucket=bucket, Key=prefix + RECORD, Body=json.dumps(record, indent=2, sort_keys=True))
+        _put_once(aws, plan, prefix + RECORD, json.dumps(record, indent=2, sort_keys=True).encode("utf-8"))
     out(f"pipec: published release {version} ({commit[:12]}) to s3://{bucket}/{prefix} with {len(tree)} files")
+
+
+_IDENTITY = ("version", "commit", "artifacts", "files")  # what makes two publishes of a version the same
+
+
+def _put_once(aws: Aws, plan: Plan, key: str, body: bytes) -> None:
+    """Create an object that must not exist yet (S3 refuses with 412 if it does). A file a failed publish of the
+    same release already wrote, with the same bytes, is fine; any other is another release's."""
+    from botocore.exceptions import ClientError
+
+    s3 = aws.client("s3", plan.build_env.home_region)
+    try:
+        s3.put_object(Bucket=plan.release_bucket, Key=key, Body=body, IfNoneMatch="*")
+    except ClientError as exc:
+        if code_of(exc) not in ("PreconditionFailed", "412"):
+            raise
+        existing = s3.get_object(Bucket=plan.release_bucket, Key=key)["Body"].read()
+        if existing != body or key.endswith(RECORD):
+            raise fail("PC606", f"s3://{plan.release_bucket}/{key} already exists with other contents",
+                       hint="releases are immutable; a new commit gets a new version") from None
 
 
 def parse_digests(items: list[str]) -> dict[str, str]:

@@ -312,9 +312,14 @@ class Plan(NamedTuple):
         env = self.build_env
         return f"{env.account}.dkr.ecr.{env.home_region}.amazonaws.com"
 
-    def zip_url(self, version: str, artifact: str) -> str:
-        """Where the build job uploads a release's zip (the version may be a workflow expression)."""
-        return f"s3://{self.release_bucket}/{names.zip_key(version, artifact)}"
+    def image(self, repository: str) -> str:
+        """An image's name in the registry it is pushed to (without a tag)."""
+        return f"{self.registry}/{repository}"
+
+    def zip_key(self, version: str, artifact: str) -> str:
+        """Where in the release bucket the build job uploads a release's zip (the version may be a workflow
+        expression)."""
+        return names.zip_key(version, artifact)
 
     @property
     def release_ref(self) -> str:
@@ -339,6 +344,7 @@ class AccountNames(NamedTuple):
     deploy_subject: str
     branch_subject: str
     build_account_root: str
+    build_role_arn: str  # in the build account (the only one it is used in)
     cross_account_roots: tuple[str, ...]
     cross_account_roles: tuple[str, ...]
     repository_filter: str

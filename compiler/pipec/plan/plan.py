@@ -138,6 +138,7 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         deploy_subject=names.oidc_environment_subject(spec.repository, ENV),
         branch_subject=names.oidc_branch_subject(spec.repository, spec.release.branch),
         build_account_root=names.account_root(build.account),
+        build_role_arn=names.arn("iam", f"role/{names.build_role(p)}", region=""),
         cross_account_roots=tuple(names.account_root(a) for a in cross_accounts),
         cross_account_roles=tuple(names.arn("iam", f"role/{names.project_role(p)}", region="", account=a)
                                   for a in cross_accounts),

@@ -67,6 +67,14 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
 
         out = _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.0.0"))
         assert "[staging us-east-1 api] change set:" in out
+        # Every role the service stacks made is under the environment's path, bounded by its boundary policy.
+        iam = world.client("iam", STAGING, "us-east-1")
+        made = iam.list_roles(PathPrefix="/stigg/staging/")["Roles"]
+        assert len(made) >= len(plan.services)
+        boundary = f"arn:aws:iam::{STAGING}:policy/stigg-staging-service-boundary"
+        iam.get_policy(PolicyArn=boundary)
+        assert {iam.get_role(RoleName=r["RoleName"])["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"]
+                for r in made} == {boundary}
         assert "    + Service (AWS::ECS::Service)" in out
         assert "[staging us-east-1 webhooks] CREATE_COMPLETE" in out
         assert "[staging us-east-1 webhooks] recorded 1.0.0 in /pipec/stigg/staging/webhooks" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from pipec.diagnostics import ExitCode, PipecError
 from pipec.render import guards
 from pipec.render.lint import lint
 from pipec.render.output import Output
-from pipec.render.parse import parse
+from pipec.render.parse import parse, template_body
 from tests import validators
 from tests.conftest import SPEC_NAMES, spec_source, templates_of
 
@@ -27,6 +28,30 @@ def test_cfn_lint_and_checkov_report_nothing(built: dict[str, Path], tmp_path: P
     assert len(templates) == 48  # bootstrap, network where a service needs a VPC, one per service; eleven specs
     failures = [str(v) for v in validators.all_cloudformation_validators(templates, tmp_path / "cfn") if not v.ok]
     assert failures == []
+
+
+@pytest.mark.slow
+def test_what_cloudformation_receives_is_every_template_as_compact_json_that_cfn_lint_accepts(
+        built: dict[str, Path], tmp_path: Path) -> None:
+    """Deploys send each template as compact JSON (a request takes 51,200 bytes): the same template to cfn-lint,
+    and smaller than the YAML."""
+    bodies = []
+    for template in templates_of(built["example"]):
+        body = template_body(template.read_text())
+        assert json.loads(body) == parse(Output(template.name, template.read_text()))
+        assert len(body) < len(template.read_text())
+        bodies.append(tmp_path / f"{template.stem}.json")
+        bodies[-1].write_text(body)
+    verdict = validators.cfn_lint(bodies)
+    assert verdict.ok, str(verdict)
+
+
+def test_the_short_forms_become_cloudformation_s_long_ones() -> None:
+    text = ("# a comment\nConditions:\n  A: !Equals [!Ref X, \"\"]\n  B: !Not [!Condition A]\n"
+            "Resources:\n  R:\n    Type: T\n    Properties:\n      P: !GetAtt Q.Arn.Part\n      S: !Sub \"${X}\"\n")
+    assert template_body(text) == (
+        '{"Conditions":{"A":{"Fn::Equals":[{"Ref":"X"},""]},"B":{"Fn::Not":[{"Condition":"A"}]}},'
+        '"Resources":{"R":{"Type":"T","Properties":{"P":{"Fn::GetAtt":["Q","Arn.Part"]},"S":{"Fn::Sub":"${X}"}}}}}')
 
 
 @pytest.mark.slow
@@ -295,3 +320,64 @@ def test_a_function_outside_a_vpc_has_no_vpc_config_and_no_network_template_is_m
     assert usage["Function"]["Properties"]["VpcConfig"]["SubnetIds"] == {"Ref": "PrivateSubnets"}
     assert usage["Role"]["Properties"]["ManagedPolicyArns"][0] == {
         "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}
+
+
+# IAM actions that give a role more than it has: whoever may use one on a role can make that role anything.
+_ESCALATING = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary",
+               "iam:DeleteRolePermissionsBoundary", "iam:UpdateAssumeRolePolicy", "iam:PassRole",
+               "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeleteRolePolicy",
+               "iam:DetachRolePolicy"}
+_BOUNDED = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary"}
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _sub(value: Any) -> str:
+    return str(value["Fn::Sub"] if isinstance(value, dict) else value)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: str, built: dict[str, Path]) -> None:
+    """The CloudFormation role may write IAM only on the service stacks' roles (their own path, which no
+    bootstrap role is under), may create or widen one only with the boundary attached, may attach only the
+    managed policies the templates use; and every role a service stack makes is under that path and boundary,
+    with inline policies inside the boundary."""
+    from pipec.plan import names
+
+    folder = built[name]
+    plan = compile_spec(folder / "pipeline.yaml").plan
+    n = plan.account_names
+    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    statements = boot["CfnExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    boundary = boot["ServiceBoundary"]["Properties"]["PolicyDocument"]["Statement"]
+    allowed_actions = {a for s in boundary for a in _listed(s["Action"])}
+    [restriction] = [s for s in statements if s["Effect"] == "Deny" and "iam:AttachRolePolicy" in s["Action"]]
+    attachable = {_sub(a) for a in restriction["Condition"]["ArnNotEquals"]["iam:PolicyARN"]}
+    for env in plan.environments:
+        bootstrap_roles = [env.role_arn(r) for r in (env.deploy_role, env.cfn_role, env.sanity_role)]
+        bootstrap_roles.append(f"arn:aws:iam::{env.account}:role/{plan.build_role}")
+        for statement in (s for s in statements if s["Effect"] == "Allow"):
+            writes = set(_listed(statement["Action"])) & _ESCALATING
+            if not writes:
+                continue
+            for resource in map(_sub, _listed(statement["Resource"])):
+                pattern = names.instance(resource, env.name).replace(names.ACCOUNT, env.account).replace(
+                    names.PARTITION, "aws")
+                assert pattern == f"arn:aws:iam::{env.account}:role/{plan.project}/{env.name}/*", statement["Sid"]
+                assert not [r for r in bootstrap_roles if fnmatch.fnmatchcase(r, pattern)], statement["Sid"]
+            if writes & _BOUNDED:
+                assert _sub(statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"]) == \
+                    n.service_boundary_arn, statement["Sid"]
+    for service in plan.services:
+        template = parse(Output("s.yaml", (folder / service.template).read_text()))["Resources"]
+        roles = [r["Properties"] for r in template.values() if r["Type"] == "AWS::IAM::Role"]
+        assert roles
+        for role in roles:
+            assert (_sub(role["Path"]), _sub(role["PermissionsBoundary"])) == (
+                service.role_path, n.service_boundary_arn)
+            assert {_sub(a) for a in role.get("ManagedPolicyArns", [])} <= attachable
+            for policy in role.get("Policies", []):
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    assert set(_listed(statement["Action"])) <= allowed_actions, statement.get("Sid")

@@ -76,7 +76,7 @@ def specs(draw: Any, max_services: int = 50) -> dict[str, Any]:
 def _service(draw: Any, n: int, envs: list[str], artifacts: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0912
     kind = draw(st.sampled_from(["web", "worker", "lambda-zip", "lambda-image"]))
     # Services share a few artifacts, as in a real repository: each container image adds an ECR repository to the
-    # bootstrap template, and some 35 of them exceed what CloudFormation accepts in a request (PC308).
+    # bootstrap template, and some 40 of them exceed what CloudFormation accepts in a request (PC308).
     artifact = f"zip{n % 4}" if kind == "lambda-zip" else f"image{n % 12}"
     if kind == "lambda-zip":
         artifacts[artifact] = {"type": "lambda-zip", "path": f"dist/{artifact}.zip"}

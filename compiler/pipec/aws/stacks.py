@@ -16,6 +16,7 @@ from typing import Any
 
 from pipec.aws.session import Aws, code_of, errors, message_of
 from pipec.diagnostics import Diagnostic, PipecError, fail
+from pipec.render.parse import template_body
 
 Out = Callable[[str], None]
 STABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
@@ -71,7 +72,7 @@ def apply(aws: Aws, change: Change, out: Out) -> bool:
     name = f"pipec-{re.sub(r'[^A-Za-z0-9]', '-', change.tags.get('pipec:version', 'change'))}-{int(time.time())}"
     arguments: dict[str, Any] = {
         "StackName": change.stack, "ChangeSetName": name, "ChangeSetType": kind,
-        "TemplateBody": change.template, "Capabilities": list(change.capabilities),
+        "TemplateBody": template_body(change.template), "Capabilities": list(change.capabilities),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in change.parameters.items()],
         "Tags": [{"Key": k, "Value": v} for k, v in change.tags.items()],
         "Description": f"pipec {change.tags.get('pipec:action', 'deploy')} of {change.tags.get('pipec:version', '')}",

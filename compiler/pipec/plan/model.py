@@ -184,6 +184,8 @@ class ServicePlan(NamedTuple):
     log_group: str = ""  # !Sub text
     queue: str = ""  # !Sub text of the dead-letter queue's name
     scaling_policy: str = ""  # !Sub text
+    role_path: str = ""  # !Sub text of the IAM path of the stack's roles
+    role_boundary: str = ""  # !Sub text of the ARN of their permissions boundary
 
     def stack_for(self, env: str, region: str) -> Stack:
         return next(s for s in self.stacks if s.target.env == env and s.target.region == region)
@@ -345,6 +347,9 @@ class AccountNames(NamedTuple):
     branch_subject: str
     build_account_root: str
     build_role_arn: str  # in the build account (the only one it is used in)
+    service_roles: str  # every role the service stacks of an environment make (by their path)
+    service_boundary: str
+    service_boundary_arn: str
     cross_account_roots: tuple[str, ...]
     cross_account_roles: tuple[str, ...]
     repository_filter: str
@@ -367,7 +372,6 @@ class AccountNames(NamedTuple):
     lambda_logs: str
     pipec_logs: str
     event_rules: str
-    environment_roles: str
     release_artifacts: str
     network_name: str
     flow_log_group: str

@@ -133,6 +133,17 @@ def build_role(project: str) -> str:
     return f"{project}-build"
 
 
+def service_role_path(project: str, env: str) -> str:
+    """The IAM path of every role a service stack makes. The bootstrap roles live at `/`, so a pattern of this
+    path never matches them, and one environment's path never matches another's (the closing slash)."""
+    return f"/{project}/{env}/"
+
+
+def service_boundary(project: str, env: str) -> str:
+    """The managed policy that bounds every role a service stack makes (the CloudFormation role must attach it)."""
+    return _named(project, env, "service-boundary")
+
+
 def project_role(project: str) -> str:
     """Pattern of every role of the project, whatever the environment (cross-account grants)."""
     return f"{project}-{ANY}"

@@ -139,6 +139,9 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         branch_subject=names.oidc_branch_subject(spec.repository, spec.release.branch),
         build_account_root=names.account_root(build.account),
         build_role_arn=names.arn("iam", f"role/{names.build_role(p)}", region=""),
+        service_roles=names.arn("iam", f"role{names.service_role_path(p, ENV)}*", region=""),
+        service_boundary=names.service_boundary(p, ENV),
+        service_boundary_arn=names.arn("iam", f"policy/{names.service_boundary(p, ENV)}", region=""),
         cross_account_roots=tuple(names.account_root(a) for a in cross_accounts),
         cross_account_roles=tuple(names.arn("iam", f"role/{names.project_role(p)}", region="", account=a)
                                   for a in cross_accounts),
@@ -164,7 +167,6 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         lambda_logs=names.arn("logs", f"log-group:{names.lambda_log_group(p, ENV, ANY)}"),
         pipec_logs=names.arn("logs", f"log-group:{names.log_group(p, ENV, ANY)}"),
         event_rules=names.arn("events", f"rule/{names.resource(p, ENV, ANY)}"),
-        environment_roles=names.arn("iam", f"role/{names.role(p, ENV, ANY)}", region=""),
         release_artifacts=f"{buckets}/{names.RELEASES}*",
         network_name=names.network_name(p, ENV),
         flow_log_group=names.log_group(p, ENV, "vpc-flow-logs"),
@@ -308,6 +310,8 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
         alarms=(), sub_name=names.resource(spec.project, ENV, name),
         log_group=(names.lambda_log_group if kind == "lambda" else names.log_group)(spec.project, ENV, name),
         queue=names.queue(spec.project, ENV, name), scaling_policy=names.scaling_policy(spec.project, ENV, name),
+        role_path=names.service_role_path(spec.project, ENV),
+        role_boundary=names.arn("iam", f"policy/{names.service_boundary(spec.project, ENV)}", region=""),
     )
     alarm = functools.partial(names.alarm, spec.project, ENV, name)  # an alarm's name from its key
     if isinstance(service, EcsService):

@@ -94,12 +94,18 @@ def _data(text: str) -> Any:
     return root[0] if root else None
 
 
+def template_body(text: str) -> str:
+    """A CloudFormation template as CloudFormation receives it: compact JSON, without the comments and the
+    indentation that make the committed YAML readable (a request takes at most 51,200 bytes of it)."""
+    return json.dumps(_data(text), separators=(",", ":"), ensure_ascii=False)
+
+
 def _tagged(tag: str | None, value: Any) -> Any:
     if tag is None or tag == "!" or tag.startswith("tag:yaml.org,2002:"):
         return value
     suffix = tag[1:]
-    if suffix == "Ref":
-        return {"Ref": value}
+    if suffix in ("Ref", "Condition"):  # the two functions without the Fn:: prefix
+        return {suffix: value}
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {f"Fn::{suffix}": value}

@@ -21,7 +21,7 @@ from pipec.plan import names
 from pipec.plan.model import ACTIONS, CLOUDFORMATION, GENERATED, OIDC_HOST, PYTHON_VERSION, Plan, Stack
 from pipec.plan.plan import camel
 from pipec.render.output import Output, header
-from pipec.render.parse import check_syntax, parse
+from pipec.render.parse import check_syntax, parse, template_body
 from pipec.validate import contract
 from pipec.validate.facts import TEMPLATE_BODY_BYTES
 from pipec.validate.spec import ROLLBACK_VERSION
@@ -60,14 +60,17 @@ def _unique_paths(outputs: list[Output]) -> None:
 
 
 def _fit_requests(plan: Plan, outputs: list[Output]) -> None:
-    """pipec hands every template to CloudFormation inside the request, which takes at most 51,200 bytes: a
-    larger one would fail at deploy time, so the build refuses it now (exit 1: the spec asks for too much)."""
+    """pipec hands every template to CloudFormation inside the request (as compact JSON), which takes at most
+    51,200 bytes: a larger one would fail at deploy time, so the build refuses it now (exit 1: the spec asks for
+    too much). Only a template whose YAML is over the limit is converted to measure it."""
     services = {s.template: s.name for s in plan.services}
     found = []
     for output in outputs:
-        size = len(output.text.encode("utf-8"))
-        if output.path.startswith(CLOUDFORMATION + "/") and output.path.endswith(".yaml") and (
-                size > TEMPLATE_BODY_BYTES):
+        if not (output.path.startswith(CLOUDFORMATION + "/") and output.path.endswith(".yaml")) or len(
+                output.text.encode("utf-8")) <= TEMPLATE_BODY_BYTES:
+            continue
+        size = len(template_body(output.text).encode("utf-8"))
+        if size > TEMPLATE_BODY_BYTES:
             if output.path in services:
                 hint = (f'the plain `env` and `config` values of service "{services[output.path]}" are written '
                         "into it: keep large ones in SSM or Secrets Manager and name them under `secrets:`")

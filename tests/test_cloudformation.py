@@ -381,3 +381,41 @@ def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: s
             for policy in role.get("Policies", []):
                 for statement in policy["PolicyDocument"]["Statement"]:
                     assert set(_listed(statement["Action"])) <= allowed_actions, statement.get("Sid")
+
+
+@pytest.mark.parametrize("name", ["example", "saas-three-accounts"])
+def test_a_deploy_role_writes_ledgers_but_never_the_bootstraps_parameters(name: str, built: dict[str, Path]) -> None:
+    from pipec.plan import names
+
+    folder = built[name]
+    plan = compile_spec(folder / "pipeline.yaml").plan
+    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    statements = boot["DeployRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny" and "ssm:PutParameter" in s["Action"]]
+    [allow] = [s for s in statements if s["Effect"] == "Allow" and "ssm:PutParameter" in s["Action"]]
+    for env in plan.environments:
+        def arn(parameter: str, env: Any = env) -> str:
+            return f"arn:aws:ssm:{env.home_region}:{env.account}:parameter{parameter}"
+
+        def matches(statement: dict[str, Any], parameter: str, env: Any = env) -> bool:
+            pattern = names.instance(_sub(statement["Resource"]), env.name).replace(names.ACCOUNT, env.account)
+            return fnmatch.fnmatchcase(arn(parameter), pattern.replace(names.PARTITION, "aws"))
+
+        shared = [names.instance(p, env.name) for p in plan.account_names.shared.values()]
+        ledgers = [s.ledger_for(env.name) for s in plan.services]
+        assert shared and ledgers
+        assert all(matches(allow, p) and not matches(deny, p) for p in ledgers)
+        assert all(matches(deny, p) for p in shared)
+
+
+def test_only_the_projects_roles_of_another_account_may_pull_its_images(built: dict[str, Path]) -> None:
+    folder = built["example"]
+    plan = compile_spec(folder / "pipeline.yaml").plan
+    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    repositories = [r for r in boot.values() if r["Type"] == "AWS::ECR::Repository"]
+    assert repositories
+    for repository in repositories:
+        [pull] = [s for s in repository["Properties"]["RepositoryPolicyText"]["Statement"]
+                  if s["Sid"] == "OtherEnvironmentsPull"]
+        assert [_sub(r) for r in pull["Condition"]["ArnLike"]["aws:PrincipalArn"]] == list(
+            plan.account_names.cross_account_roles)

@@ -208,3 +208,30 @@ def test_the_rollback_input_check_runs_and_matches_whole_values(built: dict[str,
                                "VERSION": version}, check=False)
     assert (done.returncode == 0) is ok, done.stdout
     assert ("::error::" in done.stdout) is not ok
+
+
+@pytest.mark.parametrize("name", ["example", "saas-three-accounts", "ecs-fleet", "every-option"])
+def test_only_the_release_workflows_build_and_bundle_jobs_can_assume_the_build_role(
+        name: str, built: dict[str, Path]) -> None:
+    """The build role trusts the subject of one GitHub environment, pipec_build, which only the jobs that push
+    artifacts and publish the bundle name: the scheduled sanity job (whose subject is the branch) cannot."""
+    from pipec.build import compile_spec
+
+    folder = built[name]
+    plan = compile_spec(folder / "pipeline.yaml").plan
+    build_arn = plan.build_env.role_arn(plan.build_role)
+    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    trust = boot["BuildRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    [subject] = [s["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] for s in trust]
+    assert subject == f"repo:{plan.repository}:environment:pipec_build"
+    sanity = boot["SanityRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert sanity["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] != subject
+    assuming = set()
+    for path in workflows_of(folder):
+        for job_id, job in _load(path)["jobs"].items():
+            roles = [s["with"]["role-to-assume"] for s in job.get("steps", []) if "role-to-assume" in s.get("with", {})]
+            if build_arn in roles:
+                assuming.add((path.name, job_id))
+            assert (job.get("environment") == "pipec_build") == (build_arn in roles), (path.name, job_id)
+    assert {workflow for workflow, _ in assuming} == {"release.yml"}
+    assert {job for _, job in assuming} == {a.job for a in plan.artifacts} | {"bundle"}

@@ -125,6 +125,9 @@ _ENTRIES = [
     Code("PC220", "validate", _SPEC, "web services should not serve plain HTTP on a public load balancer (warning)",
          "a service with a port and no `certificates:` in any environment",
          "add an ACM certificate per region under each environment's `certificates:`"),
+    Code("PC221", "validate", _SPEC, "two environments in one account whose names meet (prod and prod-eu): IAM "
+         "patterns of one would match the other", "environments prod and prod-eu in account 111111111111",
+         "rename one (prod-us and prod-eu), or give it an account of its own"),
     # plan and render: pipec's own checks of its output, which no validator makes
     Code("PC301", "render", _BUG, "a Lambda alias does not point at a new AWS::Lambda::Version published on every "
          "release", "an alias on $LATEST", "a bug in pipec's templates: report it"),

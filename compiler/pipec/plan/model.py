@@ -345,6 +345,7 @@ class AccountNames(NamedTuple):
     sanity_role: str
     deploy_subject: str
     branch_subject: str
+    build_subject: str
     build_account_root: str
     build_role_arn: str  # in the build account (the only one it is used in)
     service_roles: str  # every role the service stacks of an environment make (by their path)
@@ -358,6 +359,7 @@ class AccountNames(NamedTuple):
     stacks: str
     cfn_role_arn: str
     shared_parameters: str
+    shared_infrastructure: str  # the bootstrap's own parameters among them (one level deeper than a ledger)
     environment_buckets: str
     environment_objects: str
     release_bucket: str

@@ -168,6 +168,12 @@ def oidc_environment_subject(repository_name: str, env: str) -> str:
     return f"repo:{repository_name}:environment:{env}"
 
 
+# The GitHub environment of the release workflow's build and bundle jobs: the build role trusts only it, so no
+# other job on the branch (the scheduled sanity checks, a workflow of the team's) can push images or releases.
+# An underscore, which no spec name has, keeps it apart from every environment of a spec.
+BUILD_ENVIRONMENT = "pipec_build"
+
+
 def oidc_branch_subject(repository_name: str, branch: str) -> str:
     """The OIDC subject GitHub gives a job on a branch, bound to no environment."""
     return f"repo:{repository_name}:ref:refs/heads/{branch}"

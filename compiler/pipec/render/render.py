@@ -177,6 +177,7 @@ def _environment() -> jinja2.Environment:
     env.filters["cf"] = cloudformation_value
     env.globals["gh"] = github_expression
     env.globals["oidc_host"] = OIDC_HOST
+    env.globals["build_environment"] = names.BUILD_ENVIRONMENT
     env.globals["uses"] = uses
     env.globals["concurrency_group"] = names.concurrency_group
     env.globals["workflow_group"] = names.workflow_group

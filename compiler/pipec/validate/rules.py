@@ -132,6 +132,19 @@ def shared_accounts(spec: Spec, doc: Document) -> Found:
             seen[env.account] = name
 
 
+def overlapping_environments(spec: Spec, doc: Document) -> Found:
+    """IAM grants an environment what its names match, `<project>-<env>-*`: in one account, that pattern of
+    `prod` also matches everything of `prod-eu`, so staging-level access to one would reach the other."""
+    for name, env in spec.environments.items():
+        for other, other_env in spec.environments.items():
+            if name.startswith(f"{other}-") and env.account == other_env.account:
+                yield doc.diagnostic("PC221", ("environments", name), f'environment "{name}" shares account '
+                                     f'{env.account} with "{other}", and every AWS name of "{name}" starts with '
+                                     f'"{spec.project}-{other}-": what IAM grants "{other}" would reach "{name}"',
+                                     f'rename one so that neither is the other followed by "-" (e.g. {other}-us and '
+                                     f"{name}), or give it an account of its own", key=True)
+
+
 def plaintext_secrets(spec: Spec, doc: Document) -> Found:
     for name, service in spec.services.items():
         for key, value in service.env.items():
@@ -437,4 +450,5 @@ RULES: list[Rule] = [Rule(code, CODES[code].title, function, looks_up) for code,
     ("PC217", variable_names, ()),
     ("PC218", lambda_variable_size, ("project",)),
     ("PC220", plain_http, ("environments",)),
+    ("PC221", overlapping_environments, ()),
 )]

@@ -480,3 +480,23 @@ def test_cloudsplaining_does_find_an_escalation() -> None:
     document = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["iam:AttachRolePolicy", "iam:PassRole"], "Resource": "*"}]}
     assert "privilege escalation" in _cloudsplaining(document)
+
+
+@pytest.mark.parametrize("name", ["example", "saas-three-accounts"])
+def test_the_readme_says_who_can_assume_each_role_as_the_trust_policies_say(name: str, built: dict[str, Path]) -> None:
+    folder = built[name]
+    readme = (folder / "generated/README.md").read_text()
+    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    plan = compile_spec(folder / "pipeline.yaml").plan
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
+            if line.startswith("| `") and "|" in line[2:]}
+    for env in plan.environments:
+        trust = boot["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+        subject = _sub(trust["StringEquals"]["token.actions.githubusercontent.com:sub"]).replace(
+            "${Environment}", env.name)
+        assert f"(`{subject}`)" in rows[env.deploy_role]
+        assert f"`/{plan.project}/{env.name}/`" in rows[env.cfn_role]
+        assert env.sanity_role in rows
+    build = boot["BuildRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+    environment = _sub(build["StringEquals"]["token.actions.githubusercontent.com:sub"]).rsplit(":", 1)[1]
+    assert f"the GitHub environment `{environment}`" in rows[plan.build_role]

@@ -348,6 +348,7 @@ class AccountNames(NamedTuple):
     build_subject: str
     build_account_root: str
     build_role_arn: str  # in the build account (the only one it is used in)
+    service_role_path: str
     service_roles: str  # every role the service stacks of an environment make (by their path)
     service_boundary: str
     service_boundary_arn: str

@@ -140,6 +140,7 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         build_subject=names.oidc_environment_subject(spec.repository, names.BUILD_ENVIRONMENT),
         build_account_root=names.account_root(build.account),
         build_role_arn=names.arn("iam", f"role/{names.build_role(p)}", region=""),
+        service_role_path=names.service_role_path(p, ENV),
         service_roles=names.arn("iam", f"role{names.service_role_path(p, ENV)}*", region=""),
         service_boundary=names.service_boundary(p, ENV),
         service_boundary_arn=names.arn("iam", f"policy/{names.service_boundary(p, ENV)}", region=""),

@@ -454,3 +454,33 @@ def test_s3_itself_refuses_a_second_write_of_a_release_file(world: World, aws: A
     first = next(o for o in COMPILED.outputs if o.in_tree)
     s3.put_object(Bucket=PLAN.release_bucket, Key=f"releases/5.8.1/{first.path}", Body=first.text.encode())
     assert _publish(aws, "5.8.1", again)[0].startswith("pipec: published release 5.8.1")
+
+
+def test_a_rollback_finds_the_record_the_environment_ran_or_stops(world: World, aws: Aws) -> None:
+    """Even a release rewritten without a trace in the bucket's versions (and consistent with itself) is caught
+    on the way back: the environment's own ledger holds the sha256 of the record it deployed."""
+    from pipec.aws import deploy, ledger
+    from pipec.plan.model import Target
+
+    _publish(aws, "6.0.0", build_release(world, PLAN, "6.0.0"))
+    worker = PLAN.service("worker")
+    target = Target("staging", "us-east-1", "111111111111")
+    ran = bundle.Bundles(aws, PLAN).record_sha256("6.0.0")
+    ledger.record(aws, worker, target, ledger.Entry("6.0.0", COMMIT, "d", "t", "me", "deploy", record=ran))
+    assert json.loads(aws.client("ssm", "us-east-1").get_parameter(Name=worker.ledger_for("staging"))[
+        "Parameter"]["Value"])["record"] == ran
+    deploy._as_it_ran(aws, bundle.Bundles(aws, PLAN), worker, target, "6.0.0")  # the same record: on it goes
+    s3 = aws.client("s3", "us-east-1")
+    key = "releases/6.0.0/release.json"
+    record = json.loads(s3.get_object(Bucket=PLAN.release_bucket, Key=key)["Body"].read())
+    record["commit"] = "e" * 40
+    for item in s3.list_object_versions(Bucket=PLAN.release_bucket, Prefix=key)["Versions"]:
+        s3.delete_object(Bucket=PLAN.release_bucket, Key=key, VersionId=item["VersionId"])
+    s3.put_object(Bucket=PLAN.release_bucket, Key=key, Body=json.dumps(record, indent=2, sort_keys=True).encode())
+    now = bundle.Bundles(aws, PLAN).record_sha256("6.0.0")
+    request = deploy.Request("staging", "6.0.0", service="worker", region="us-east-1", action="rollback")
+    before = aws.client("cloudformation", "us-east-1").list_stacks()["StackSummaries"]
+    code, message = _error(lambda: deploy.deploy(aws, PLAN, request, lambda _: None))
+    assert (code, message) == ("PC619", f"the record of release 6.0.0 is not the one worker ran in staging "
+                                        f"us-east-1: the ledger holds sha256 {ran}, the release bucket {now}")
+    assert aws.client("cloudformation", "us-east-1").list_stacks()["StackSummaries"] == before  # nothing changed

@@ -43,6 +43,7 @@ class Bundles:
     plan: Plan
     _records: dict[str, Release] = field(default_factory=dict)
     _hashes: dict[str, dict[str, str]] = field(default_factory=dict)  # version -> path -> sha256 of the file
+    _record_hashes: dict[str, str] = field(default_factory=dict)  # version -> sha256 of its release.json
     _files: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     def release(self, version: str) -> Release:
@@ -63,7 +64,13 @@ class Bundles:
                            "not the record pipec bundle writes for it", hint="releases are written once by "
                            "`pipec bundle`; find out who changed the release bucket before deploying from it")
             self._records[version], self._hashes[version] = found, hashes
+            self._record_hashes[version] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return self._records[version]
+
+    def record_sha256(self, version: str) -> str:
+        """The sha256 of the release's record, which the ledger keeps beside each deployment of it."""
+        self.release(version)
+        return self._record_hashes[version]
 
     def _unchanged_since_published(self, version: str) -> None:
         """The bucket keeps every version of every object, and each object of the release has exactly one: none

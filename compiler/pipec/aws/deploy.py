@@ -55,6 +55,8 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
         for service in services:
             version = _target_version(aws, service, target, request)
             _fits(bundles, service, target, version)
+            if request.action == "rollback":
+                _as_it_ran(aws, bundles, service, target, version)
             chosen.append((service, target, version))
     for service, target, version in chosen:
         _deploy_one(aws, plan, bundles, service, target, version, request.action, out)
@@ -99,6 +101,19 @@ def _fits(bundles: Bundles, service: ServicePlan, target: Target, version: str) 
                        hint=f"the release predates {where}; deploy a release made since it was added")
 
 
+def _as_it_ran(aws: Aws, bundles: Bundles, service: ServicePlan, target: Target, version: str) -> None:
+    """A rollback to a release that ran here must find the very record that ran: its sha256 is in this
+    environment's own ledger, which a writer of the release bucket (another account, for production) cannot
+    change."""
+    recorded = {e.record for e in ledger.history(aws, service, target) if e.version == version and e.record}
+    found = bundles.record_sha256(version)
+    if recorded and found not in recorded:
+        raise fail("PC619", f"the record of release {version} is not the one {service.name} ran in {target.env} "
+                   f"{target.region}: the ledger holds sha256 {min(recorded)}, the release bucket {found}",
+                   hint="a release is written once; find out who wrote the release bucket (CloudTrail) and "
+                        "deploy another release")
+
+
 def _older(version: str, than: str) -> bool:
     import semver
 
@@ -137,7 +152,7 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
                        f"{running}, not {version}; nothing was recorded", hint="the stack's template no longer "
                        "takes its Version parameter? `pipec status` shows what runs")
     entry = ledger.Entry(version=version, commit=release.commit, digest=release.digests[service.artifact.name],
-                         at=utc_now(), by=aws.actor(), action=action)
+                         at=utc_now(), by=aws.actor(), action=action, record=bundles.record_sha256(version))
     ledger.record(aws, service, target, entry)
     out(f"[{label}] recorded {version} in {service.ledger_for(target.env)}")
 

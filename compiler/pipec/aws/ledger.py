@@ -1,6 +1,8 @@
 """The version ledger: one SSM parameter per environment, region and service; its history is the deployments.
 
-Each value is a JSON record (version, commit, digest, time, actor, action). SSM keeps the last 100 versions of
+Each value is a JSON record (version, commit, digest, time, actor, action, and the sha256 of the release's
+record as it was deployed, which a later rollback to that version checks: the environment's own ledger is out
+of reach of whoever can write the release bucket). SSM keeps the last 100 versions of
 a parameter, so `pipec history` shows the last 100 deployments of a service in a region.
 """
 
@@ -25,9 +27,11 @@ class Entry:
     env: str = ""
     region: str = ""
     service: str = ""
+    record: str = ""  # the sha256 of the release's record (release.json) as it was deployed
 
     def to_json(self) -> str:
-        record = {k: v for k, v in asdict(self).items() if k not in ("env", "region", "service")}
+        record = {k: v for k, v in asdict(self).items() if k not in ("env", "region", "service")
+                  and (k != "record" or v)}
         return json.dumps(record, sort_keys=True)
 
 
@@ -75,7 +79,7 @@ def _read(aws: Aws, service: ServicePlan, target: Target, *, latest_only: bool) 
 def _entry(value: str, service: ServicePlan, target: Target) -> Entry:
     try:
         data = json.loads(value)
-        fields = {k: str(data.get(k, "")) for k in ("version", "commit", "digest", "at", "by", "action")}
+        fields = {k: str(data.get(k, "")) for k in ("version", "commit", "digest", "at", "by", "action", "record")}
     except (ValueError, AttributeError):
-        fields = {"version": value, "commit": "", "digest": "", "at": "", "by": "", "action": "unknown"}
+        fields = {"version": value, "commit": "", "digest": "", "at": "", "by": "", "action": "unknown", "record": ""}
     return Entry(**fields, env=target.env, region=target.region, service=service.name)

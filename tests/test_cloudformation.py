@@ -500,3 +500,56 @@ def test_the_readme_says_who_can_assume_each_role_as_the_trust_policies_say(name
     build = boot["BuildRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
     environment = _sub(build["StringEquals"]["token.actions.githubusercontent.com:sub"]).rsplit(":", 1)[1]
     assert f"the GitHub environment `{environment}`" in rows[plan.build_role]
+
+
+def _names_of(plan: Any, env: Any) -> list[str]:
+    """The ARN of everything an environment's stacks and bootstrap name, in its account and home region."""
+    from pipec.plan import names
+
+    a, r, p = env.account, env.home_region, plan.project
+    found = [f"arn:aws:iam::{a}:role/{role}" for role in (env.deploy_role, env.cfn_role, env.sanity_role)]
+    found += [f"arn:aws:iam::{a}:role/{p}/{env.name}/{p}-{env.name}-x-Role-ABC",
+              f"arn:aws:s3:::{names.bucket(p, env.name, a, r)}", f"arn:aws:s3:::{names.bucket(p, env.name, a, r)}/x"]
+    found += [f"arn:aws:ssm:{r}:{a}:parameter{names.instance(n, env.name)}" for n in plan.account_names.shared.values()]
+    for service in plan.services:
+        resource = service.resource_in(env.name)
+        found += [f"arn:aws:cloudformation:{r}:{a}:stack/{service.stack_for(env.name, r).name}/id",
+                  f"arn:aws:lambda:{r}:{a}:function:{resource}", f"arn:aws:ecs:{r}:{a}:service/{resource}",
+                  f"arn:aws:codedeploy:{r}:{a}:application:{resource}", f"arn:aws:sqs:{r}:{a}:{resource}",
+                  f"arn:aws:logs:{r}:{a}:log-group:{names.instance(service.log_group, env.name)}",
+                  f"arn:aws:ssm:{r}:{a}:parameter{service.ledger_for(env.name)}"]
+        found += [f"arn:aws:cloudwatch:{r}:{a}:alarm:{service.alarm_in(alarm, env.name)}" for alarm in service.alarms]
+    return found
+
+
+@pytest.mark.parametrize("name", ["three-environments", "example"])
+def test_no_named_resource_of_one_environment_is_within_anothers_roles_in_the_same_account(
+        name: str, built: dict[str, Path]) -> None:
+    """What the deploy and CloudFormation roles of one environment may touch by name never includes a thing of
+    another environment of the same account. (Statements on "*" act on unnamed things, security groups and
+    load balancers among them, with a region condition: environments that share an account share those, which
+    PC205 warns about.)"""
+    from pipec.plan import names
+
+    folder = built[name]
+    plan = compile_spec(folder / "pipeline.yaml").plan
+    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    pairs = [(a, b) for a in plan.environments for b in plan.environments if a is not b and a.account == b.account]
+    assert pairs or name == "example"
+    for mine, theirs in pairs:
+        others = _names_of(plan, theirs)
+        # The check can fail: the stacks' pattern written for any environment would reach theirs.
+        anyone = names.instance(plan.account_names.stacks, "*").replace(names.ACCOUNT, mine.account).replace(
+            names.PARTITION, "aws").replace(names.REGION, "*")
+        assert [n for n in others if fnmatch.fnmatchcase(n, anyone)]
+        for role in ("DeployRole", "CfnExecutionRole"):
+            for statement in boot[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+                if statement["Effect"] != "Allow":
+                    continue
+                for resource in map(_sub, _listed(statement["Resource"])):
+                    if resource == "*" or plan.account_names.build_key in resource:
+                        continue
+                    pattern = names.instance(resource, mine.name).replace(names.ACCOUNT, mine.account).replace(
+                        names.PARTITION, "aws").replace(names.REGION, "*")
+                    reached = [n for n in others if fnmatch.fnmatchcase(n, pattern)]
+                    assert reached == [], (role, statement["Sid"], pattern)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -406,3 +407,104 @@ def test_a_preview_with_output_writes_nothing_beside_the_spec(tmp_path: Path) ->
     assert (same.exit_code, same.stdout) == (0, "pipec diff: no changes\n")
     (preview / ".github" / "workflows" / "release.yml").write_text("changed\n")
     assert cli("check", "pipeline.yaml", "--output", "preview", cwd=tmp_path).exit_code == 3
+
+
+def _refusal(call: Any) -> tuple[str, str, str | None]:
+    with pytest.raises(PipecError) as caught:
+        call()
+    [found] = caught.value.diagnostics
+    return found.code, found.message, found.hint
+
+
+def _outputs(*paths: str) -> list[Output]:
+    return [Output(p, f"{p}\n") for p in paths]
+
+
+def test_each_refusal_says_what_and_what_to_do(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write = emit.write
+    link = repo / "linked"
+    link.symlink_to(tmp_path)
+    assert _refusal(lambda: write(_outputs("generated/a.yaml"), emit.Layout(repo, link), "s")) == (
+        "PC502", f"{link} is a symbolic link; pipec writes only to a real folder",
+        "replace the link with a folder, or pass --output")
+    (repo / "afile").write_text("x")
+    assert _refusal(lambda: write(_outputs("generated/a.yaml"), emit.Layout(repo, repo / "afile"), "s")) == (
+        "PC502", f"{repo / 'afile'} is a file; pipec writes the generated tree into a folder of its own",
+        "pass --output with a folder, such as generated")
+    for holder in (repo, tmp_path):  # the repository itself, or a folder above it
+        assert _refusal(lambda h=holder: write(_outputs("generated/a.yaml"), emit.Layout(repo, h), "s")) == (
+            "PC502", f"{holder} holds pipeline.yaml itself; pipec replaces its output folder as a whole",
+            "pass --output with a folder of its own, such as generated")
+    (repo / "generated").mkdir()
+    (repo / "generated" / "mine.txt").write_text("mine")
+    assert _refusal(lambda: write(_outputs("generated/a.yaml"), emit.Layout(repo, repo / "generated"), "s")) == (
+        "PC502", f"{repo / 'generated'} already holds files, and no pipec build made it (it has no manifest.json)",
+        "pipec replaces its output folder as a whole: move those files away, or pass --output with a new folder")
+    (repo / "out").symlink_to(tmp_path, target_is_directory=True)
+    escape = emit.Layout(repo, repo / "generated2")
+    assert _refusal(lambda: write(_outputs("out/w.yml"), escape, "s")) == (
+        "PC506", f"out/w.yml would be written to {tmp_path / 'w.yml'}, outside the repository",
+        "a folder on the way is a symbolic link that leads out; replace it with a folder")
+
+
+def test_overwriting_foreign_files_is_refused_naming_the_first_three(tmp_path: Path) -> None:
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+    emit.write(_outputs("generated/keep.yaml"), layout, "s")
+    theirs = [f"generated/t{i}.yaml" for i in range(4)]
+    for path in theirs:
+        (tmp_path / path).write_text("theirs\n")
+    code, message, hint = _refusal(lambda: emit.write(_outputs("generated/keep.yaml", *theirs), layout, "s"))
+    shown = ", ".join(str(tmp_path / p) for p in theirs[:3])
+    assert (code, message, hint) == ("PC507", f"pipec would overwrite file(s) it did not write: {shown} ...",
+                                     "move or delete them; pipec never replaces a file its manifest does not list")
+    (tmp_path / theirs[3]).unlink()
+    assert _refusal(lambda: emit.write(_outputs("generated/keep.yaml", *theirs[:3]), layout, "s"))[1] == (
+        f"pipec would overwrite file(s) it did not write: {shown}")
+
+
+def test_a_build_waits_for_the_lock_and_gives_up_after_the_timeout(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+    import threading
+
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+    holder = os.open(tmp_path, os.O_RDONLY)  # another build: flock is per open file, so this process competes
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        monkeypatch.setattr(emit, "_LOCK_TIMEOUT", 0.3)
+        started = time.monotonic()
+        assert _refusal(lambda: emit.write(_outputs("generated/a.yaml"), layout, "s")) == (
+            "PC504", f"another pipec build has held {tmp_path} for 0s", "wait for it to finish")
+        assert time.monotonic() - started >= 0.3
+        assert not (tmp_path / "generated").exists()
+        monkeypatch.setattr(emit, "_LOCK_TIMEOUT", 30.0)
+        threading.Timer(0.3, lambda: fcntl.flock(holder, fcntl.LOCK_UN)).start()
+        written = emit.write(_outputs("generated/a.yaml"), layout, "s")  # waits, then writes
+        assert "generated/a.yaml" in " ".join(written.changed)
+    finally:
+        os.close(holder)
+
+
+def test_a_build_stopped_inside_the_swap_leaves_a_staging_folder_the_next_build_clears(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new tree is built beside the old one, in `.generated.pipec-tmp-*`: what a killed build leaves there,
+    the next build finds by that name and removes before it starts."""
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+    emit.write(_outputs("generated/a.yaml"), layout, "s")
+    real = Path.write_bytes
+
+    def killed(self: Path, data: bytes) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", killed)
+    with pytest.raises(KeyboardInterrupt):
+        emit.write(_outputs("generated/a.yaml", "generated/b.yaml"), layout, "s")
+    [left] = [p.name for p in tmp_path.iterdir() if p.name.startswith(".generated")]
+    assert left.startswith(".generated.pipec-tmp-")
+    assert sorted(p.name for p in (tmp_path / "generated").iterdir()) == ["a.yaml", "manifest.json"]
+    monkeypatch.setattr(Path, "write_bytes", real)
+    emit.write(_outputs("generated/a.yaml", "generated/b.yaml"), layout, "s")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generated"]
+    assert sorted(p.name for p in (tmp_path / "generated").iterdir()) == ["a.yaml", "b.yaml", "manifest.json"]

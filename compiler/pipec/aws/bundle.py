@@ -28,6 +28,9 @@ from pipec.plan.model import Plan, Release, ServicePlan, Target
 from pipec.render.output import Output
 
 RECORD = "release.json"
+# The hint of every PC619: what to do about a release that changed after it was published.
+CHANGED_HINT = ("a release is written once; find out who wrote the release bucket (CloudTrail) and deploy another "
+                "release")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -94,8 +97,7 @@ class Bundles:
         if changed:
             raise fail("PC619", f"release {version} was changed after it was published: "
                        f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}",
-                       hint="a release is written once; find out who wrote the release bucket (CloudTrail) and "
-                            "deploy another release")
+                       hint=CHANGED_HINT)
 
     def versions(self) -> list[str]:
         """Every published release version, highest first."""
@@ -132,8 +134,7 @@ class Bundles:
                 raise fail("PC619", f"s3://{bucket}/{object_key} is not the file release {version} was published "
                            f"with: its record gives sha256 {expected}, the bucket holds "
                            f"{'nothing' if found is None else found}",
-                           hint="a release is written once; find out who wrote the release bucket (CloudTrail) and "
-                                "deploy another release")
+                           hint=CHANGED_HINT)
             self._files[key] = text
         return self._files.get(key)
 

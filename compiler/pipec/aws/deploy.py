@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from pipec.aws import ledger, targets
-from pipec.aws.bundle import Bundles, place_artifact
+from pipec.aws.bundle import CHANGED_HINT, Bundles, place_artifact
 from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter, parameter_values
 from pipec.diagnostics import fail
@@ -110,8 +110,7 @@ def _as_it_ran(aws: Aws, bundles: Bundles, service: ServicePlan, target: Target,
     if recorded and found not in recorded:
         raise fail("PC619", f"the record of release {version} is not the one {service.name} ran in {target.env} "
                    f"{target.region}: the ledger holds sha256 {min(recorded)}, the release bucket {found}",
-                   hint="a release is written once; find out who wrote the release bucket (CloudTrail) and "
-                        "deploy another release")
+                   hint=CHANGED_HINT)
 
 
 def _older(version: str, than: str) -> bool:

@@ -184,8 +184,6 @@ class ServicePlan(NamedTuple):
     log_group: str = ""  # !Sub text
     queue: str = ""  # !Sub text of the dead-letter queue's name
     scaling_policy: str = ""  # !Sub text
-    role_path: str = ""  # !Sub text of the IAM path of the stack's roles
-    role_boundary: str = ""  # !Sub text of the ARN of their permissions boundary
 
     def stack_for(self, env: str, region: str) -> Stack:
         return next(s for s in self.stacks if s.target.env == env and s.target.region == region)

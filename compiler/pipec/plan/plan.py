@@ -313,8 +313,6 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
         alarms=(), sub_name=names.resource(spec.project, ENV, name),
         log_group=(names.lambda_log_group if kind == "lambda" else names.log_group)(spec.project, ENV, name),
         queue=names.queue(spec.project, ENV, name), scaling_policy=names.scaling_policy(spec.project, ENV, name),
-        role_path=names.service_role_path(spec.project, ENV),
-        role_boundary=names.arn("iam", f"policy/{names.service_boundary(spec.project, ENV)}", region=""),
     )
     alarm = functools.partial(names.alarm, spec.project, ENV, name)  # an alarm's name from its key
     if isinstance(service, EcsService):

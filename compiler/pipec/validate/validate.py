@@ -82,7 +82,7 @@ def _recover(document: Document, issues: list[Any]) -> tuple[Spec, frozenset[Spe
 
 
 def _unit(path: SpecPath) -> SpecPath:
-    return path[:2] if path[:1] in tuple((s,) for s in _SECTIONS) else path[:1]
+    return path[:2] if path and path[0] in _SECTIONS else path[:1]
 
 
 def _without(data: dict[str, Any], paths: set[SpecPath]) -> dict[str, Any]:

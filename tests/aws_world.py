@@ -12,6 +12,7 @@ import copy
 import hashlib
 import io
 import json
+import os
 import re
 import socket
 import subprocess
@@ -48,12 +49,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """Start `moto_server` on a free port of 127.0.0.1; yield its URL; stop it."""
+def moto_server(managed_policies: bool = False) -> Iterator[str]:
+    """Start `moto_server` on a free port of 127.0.0.1; yield its URL; stop it. With managed_policies, moto knows
+    AWS's managed policies (their real documents), so a role attaches them as in an account."""
     port = free_port()
-    server = Path(__file__).with_name("moto_server.py")  # moto's own server, with one fix (see there)
+    server = Path(__file__).with_name("moto_server.py")  # moto's own server, with fixes (see there)
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if managed_policies else "false"}
     process = subprocess.Popen([sys.executable, str(server), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

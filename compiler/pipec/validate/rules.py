@@ -121,12 +121,19 @@ def production_approval(spec: Spec, doc: Document) -> Found:
 
 
 def shared_accounts(spec: Spec, doc: Document) -> Found:
+    """What IAM keeps apart in one account is what is granted by name: load balancers, security groups, scaling
+    targets and task definitions are granted by `*` (AWS names them, truncated, or gives them ids), so one
+    environment's CloudFormation role can change another's."""
     seen: dict[str, str] = {}
     for name, env in spec.environments.items():
         if env.account in seen:
+            first = seen[env.account]
             yield doc.diagnostic("PC205", ("environments", name, "account"),
-                                 f'environments "{seen[env.account]}" and "{name}" share account {env.account}',
-                                 "separate accounts keep a staging mistake away from production",
+                                 f'environments "{first}" and "{name}" share account {env.account}: what IAM '
+                                 f'lets "{first}" deploy reaches the load balancers, security groups and scaling '
+                                 f'targets of "{name}" (pipec grants those by `*`, not by name)',
+                                 "give each environment its own account (AWS Organizations makes one in minutes); "
+                                 "everything with a name stays apart either way",
                                  severity=Severity.WARNING)
         else:
             seen[env.account] = name

@@ -235,3 +235,119 @@ def test_only_the_release_workflows_build_and_bundle_jobs_can_assume_the_build_r
             assert (job.get("environment") == "pipec_build") == (build_arn in roles), (path.name, job_id)
     assert {workflow for workflow, _ in assuming} == {"release.yml"}
     assert {job for _, job in assuming} == {a.job for a in plan.artifacts} | {"bundle"}
+
+
+def _subs(value: Any, env: str, account: str) -> Any:
+    """A bootstrap value as CloudFormation resolves it in an environment's account (the template's !Sub)."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        text = value["Fn::Sub"]
+        for name, real in (("Environment", env), ("AWS::AccountId", account), ("AWS::Partition", "aws")):
+            text = text.replace("${" + name + "}", real)
+        assert "${" not in text, text
+        return text
+    return value
+
+
+def _trusted_subjects(folder: Path) -> dict[str, set[str]]:
+    """Every role the bootstrap makes, by ARN in each environment's account, and the OIDC subjects it trusts (from
+    the spec's environments and the template, not from pipec's plan)."""
+    import yaml
+
+    spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    trusted: dict[str, set[str]] = {}
+    for env, settings in spec["environments"].items():
+        account = str(settings["account"])
+        for resource in boot.values():
+            if resource["Type"] != "AWS::IAM::Role" or "RoleName" not in resource["Properties"]:
+                continue
+            name = _subs(resource["Properties"]["RoleName"], env, account)
+            subjects = set()
+            for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+                equals = statement.get("Condition", {}).get("StringEquals", {})
+                if "token.actions.githubusercontent.com:sub" in equals:
+                    assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+                    subjects.add(_subs(equals["token.actions.githubusercontent.com:sub"], env, account))
+            trusted.setdefault(f"arn:aws:iam::{account}:role/{name}", set()).update(subjects)
+    return trusted
+
+
+def _runs(job: dict[str, Any]) -> list[dict[str, str]]:
+    """The matrix entries a job runs as (one empty entry without a matrix)."""
+    return job.get("strategy", {}).get("matrix", {}).get("include", [{}])
+
+
+def _with_matrix(value: str, entry: dict[str, str]) -> str:
+    for key, real in entry.items():
+        value = value.replace("${{ matrix." + key + " }}", str(real))
+    return value
+
+
+def _subjects_of_job(workflow: dict[str, Any], job: dict[str, Any], entry: dict[str, str], repository: str,
+                     branch: str) -> set[str]:
+    """The `sub` claims GitHub puts in the job's OIDC token: its environment's, else the event's (a push or a
+    schedule on the release branch, a dispatch from it; GitHub runs schedules on the default branch, taken here as
+    the release branch), as GitHub's OIDC documentation lists them."""
+    environment = job.get("environment")
+    if isinstance(environment, dict):
+        environment = environment["name"]
+    if environment is not None:
+        return {f"repo:{repository}:environment:{_with_matrix(environment, entry)}"}
+    events = workflow.get("on", workflow.get(True))
+    return {f"repo:{repository}:pull_request" if event.startswith("pull_request")
+            else f"repo:{repository}:ref:refs/heads/{branch}" for event in events}
+
+
+@pytest.mark.parametrize("name", ["example", "saas-three-accounts", "ecs-fleet", "every-option", "three-environments"])
+def test_every_job_that_assumes_a_role_carries_a_subject_the_role_trusts(name: str, built: dict[str, Path]) -> None:
+    """A job assumes a role with the token GitHub gives it; the role trusts one `sub`. A job whose subject the
+    role does not trust fails at "assume role" on a real runner, which no validator sees."""
+    import yaml
+
+    folder = built[name]
+    spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    trusted = _trusted_subjects(folder)
+    assumed = 0
+    for path in workflows_of(folder):
+        workflow = _load(path)
+        for job_id, job in workflow["jobs"].items():
+            for entry in _runs(job):
+                for step in job.get("steps", []):
+                    role = step.get("with", {}).get("role-to-assume")
+                    if role is None:
+                        continue
+                    role = _with_matrix(role, entry)
+                    assert role in trusted, (path.name, job_id, role)
+                    subjects = _subjects_of_job(workflow, job, entry, spec["repository"],
+                                                spec.get("release", {}).get("branch", "main"))
+                    assert subjects <= trusted[role], (path.name, job_id, role, subjects, trusted[role])
+                    assumed += 1
+    assert assumed >= 2 * len(spec["environments"])
+
+
+_NEEDS_OUTPUT = re.compile(r"needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
+_STEP_OUTPUT = re.compile(r"steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
+
+
+@pytest.mark.parametrize("name", ["example", "ecs-fleet", "every-option", "three-environments"])
+def test_every_output_a_job_reads_is_one_its_needs_set(name: str, built: dict[str, Path]) -> None:
+    """`needs.X.outputs.Y` is empty, not an error, when X is not among the job's direct needs or X has no output
+    Y; a step output that no step of the job sets is empty too. Either way a deploy would run with an empty version
+    or digest."""
+    import json
+
+    read = 0
+    for path in workflows_of(folder := built[name]):
+        jobs = _load(path)["jobs"]
+        for job_id, job in jobs.items():
+            needs = job.get("needs", [])
+            needs = [needs] if isinstance(needs, str) else needs
+            text = json.dumps(job)
+            for producer, output in _NEEDS_OUTPUT.findall(text):
+                assert producer in needs, (path.name, job_id, producer)
+                assert output in jobs[producer].get("outputs", {}), (path.name, job_id, producer, output)
+                read += 1
+            step_ids = {step.get("id") for step in job.get("steps", [])}
+            for step, _ in _STEP_OUTPUT.findall(text):
+                assert step in step_ids, (path.name, job_id, step)
+    assert read >= 3, folder

@@ -2,15 +2,81 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pipec.render.output import Output
+from pipec.render.parse import parse
 from tests.conftest import EXAMPLE, REPO
+
+LOCK = REPO / "compiler" / "pipec" / "runtime.lock"
+
+
+def _release_steps() -> list[dict[str, Any]]:
+    text = (REPO / "generated" / "workflows" / "release.yml").read_text()
+    jobs = parse(Output("release.yml", text))["jobs"]
+    return [step for job in jobs.values() for step in job.get("steps", [])]
+
+
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """The runtime lock: each distribution's version and its sha256 hashes."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    text = "\n".join(line for line in LOCK.read_text().splitlines() if not line.startswith("#"))
+    for block in re.split(r"\n(?=\S)", text):
+        name, version = re.match(r"([A-Za-z0-9._-]+)==(\S+)", block).groups()  # type: ignore[union-attr]
+        found[name.lower()] = (version, re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+    return found
+
+
+def test_every_step_that_installs_pipec_takes_its_dependencies_from_the_lock_by_hash() -> None:
+    installs = [s for s in _release_steps() if "pip install" in s.get("run", "")]
+    assert installs
+    for step in installs:
+        lines = [line for line in step["run"].splitlines() if "pip install" in line]
+        assert lines == ['python -m pip install --no-deps "$PIPEC_REQUIREMENT"',
+                         'python -m pip install --no-deps --require-hashes --requirement "$(python -c "$FIND_LOCK")"']
+
+
+def test_the_lock_pins_what_the_tests_ran_with_hashes_for_every_file() -> None:
+    """Every runtime dependency, at the version requirements/dev.lock installs for the tests, with hashes."""
+    import tomllib
+
+    dev = dict(line.lower().split("==") for line in (REPO / "requirements" / "dev.lock").read_text().splitlines()
+               if "==" in line)
+    locked = _locked()
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in declared:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group().lower()  # type: ignore[union-attr]
+        assert name in locked, name
+    for name, (version, hashes) in locked.items():
+        assert hashes, name
+        if name in dev or name.replace("-", "_") in dev:
+            assert dev.get(name, dev.get(name.replace("-", "_"))) == version, name
+
+
+@pytest.mark.slow
+def test_the_lock_installs_on_the_runner_the_workflows_name(tmp_path: Path) -> None:
+    """What the workflows' runner (CPython 3.12 on x86-64 Linux) would fetch: every file found and its hash
+    matching, without installing anything."""
+    from pipec.plan.model import PYTHON_VERSION
+
+    platforms = [arg for tag in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
+                 for arg in ("--platform", tag)]
+    fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-cache-dir", "--no-deps",
+                              "--require-hashes", "--only-binary=:all:", "--python-version", PYTHON_VERSION,
+                              "--implementation", "cp", *platforms, "--requirement", str(LOCK),
+                              "--dest", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert fetched.returncode == 0, fetched.stderr[-3000:]
+    wanted = {name for name, _ in _locked().items()} - {"colorama"}  # (Windows only)
+    got = {re.sub(r"[-_.]+", "-", p.name.split("-")[0]).lower() for p in tmp_path.glob("*.whl")}
+    assert got == {re.sub(r"[-_.]+", "-", n) for n in wanted}
 
 
 @pytest.mark.slow
@@ -20,13 +86,20 @@ def test_installed_wheel_validates_and_builds(tmp_path: Path) -> None:
                     "--wheel-dir", str(dist), str(REPO)], check=True, capture_output=True)
     [wheel] = dist.glob("pipec-*.whl")
 
+    # pipec installed as the generated workflows install it: their own step, run as written, from the wheel and
+    # the package index (the dependencies exactly as pipec's runtime.lock names them, checked by sha256).
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
-    # The fresh environment borrows the already-installed dependencies, but not pipec itself.
-    (site / "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                    "--no-deps", "--no-index", "--quiet", str(wheel)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    [step] = [s for s in _release_steps() if s.get("name") == "Install pipec"][:1]
+    env = {**os.environ, **step.get("env", {}), "PIPEC_REQUIREMENT": str(wheel), "PIP_NO_CACHE_DIR": "1",
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    installed = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, check=False)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    check = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True,
+                           check=False)
+    assert check.returncode == 0, check.stdout
 
     work = tmp_path / "elsewhere"
     work.mkdir()

@@ -104,6 +104,21 @@ def workflows_of(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.yml") if "workflows" in p.parts)
 
 
+def bootstrap_of(folder: Path) -> dict[str, Any]:
+    """The resources of a built spec's bootstrap template."""
+    from pipec.render.output import Output
+    from pipec.render.parse import parse
+
+    resources: dict[str, Any] = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml")
+                                             .read_text()))["Resources"]
+    return resources
+
+
+def sub_text(value: Any) -> str:
+    """The text of a template value, a `!Sub` unwrapped."""
+    return str(value["Fn::Sub"] if isinstance(value, dict) else value)
+
+
 @pytest.fixture(scope="module")
 def world() -> Iterator[Any]:
     """A moto server on 127.0.0.1 for the tests of one module."""

@@ -47,6 +47,11 @@ def _execute_and_keep_parameters(self: Any, change_set_name: str, stack_name: st
 
 models.CloudFormationBackend.execute_change_set = _execute_and_keep_parameters  # type: ignore[method-assign]
 
+
+def _s3(account_id: str, region_name: str) -> Any:
+    return s3.s3_backends[account_id][s3.get_partition(region_name)]
+
+
 _create_bucket = s3.FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
 
@@ -55,13 +60,21 @@ def _create_bucket_with_versioning(cls: Any, resource_name: str, cloudformation_
     bucket = _create_bucket(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
     status = cloudformation_json.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
     if status is not None:
-        backend = s3.s3_backends[account_id][s3.get_partition(region_name)]
-        backend.put_bucket_versioning(bucket.name, status)
+        _s3(account_id, region_name).put_bucket_versioning(bucket.name, status)
     return bucket
 
 
 s3.FakeBucket.create_from_cloudformation_json = classmethod(_create_bucket_with_versioning)  # type: ignore
 
+
+def _role_policy_list(self: Any) -> list[dict[str, str]]:
+    return [{"PolicyName": name,
+             "PolicyDocument": parse.quote(policy if isinstance(policy, str) else json.dumps(policy))}
+            for name, policy in self.policies.items()]
+
+
+iam.Role.role_policy_list = property(_role_policy_list)  # type: ignore[assignment,method-assign]
+iam.Policy.policy_name = property(lambda self: self.name)  # type: ignore[attr-defined]
 
 
 def _without_no_value(value: Any) -> Any:
@@ -99,7 +112,7 @@ class _BucketPolicy(CloudFormationModel):
     def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str, **kwargs: Any) -> _BucketPolicy:
         properties = cloudformation_json["Properties"]
-        backend = s3.s3_backends[account_id][s3.get_partition(region_name)]
+        backend = _s3(account_id, region_name)
         document = _without_no_value(properties["PolicyDocument"])
         backend.put_bucket_policy(properties["Bucket"], json.dumps(document).encode())
         return cls(properties["Bucket"])
@@ -112,21 +125,12 @@ class _BucketPolicy(CloudFormationModel):
     @classmethod
     def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str) -> None:
-        backend = s3.s3_backends[account_id][s3.get_partition(region_name)]
+        backend = _s3(account_id, region_name)
         backend.delete_bucket_policy(cloudformation_json["Properties"]["Bucket"])
 
 
 s3.FakeBucket.get_permission = lambda self, action, resource: access_control.PermissionResult.NEUTRAL  # type: ignore
 
-
-def _role_policy_list(self: Any) -> list[dict[str, str]]:
-    return [{"PolicyName": name,
-             "PolicyDocument": parse.quote(policy if isinstance(policy, str) else json.dumps(policy))}
-            for name, policy in self.policies.items()]
-
-
-iam.Role.role_policy_list = property(_role_policy_list)  # type: ignore[assignment,method-assign]
-iam.Policy.policy_name = property(lambda self: self.name)  # type: ignore[attr-defined]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

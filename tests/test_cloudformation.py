@@ -19,7 +19,7 @@ from pipec.render.lint import lint
 from pipec.render.output import Output
 from pipec.render.parse import parse, template_body
 from tests import validators
-from tests.conftest import SPEC_NAMES, spec_source, templates_of
+from tests.conftest import SPEC_NAMES, bootstrap_of, spec_source, sub_text, templates_of
 from tests.test_plan import _concrete
 
 
@@ -335,17 +335,6 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _sub(value: Any) -> str:
-    return str(value["Fn::Sub"] if isinstance(value, dict) else value)
-
-
-def _bootstrap(folder: Path) -> dict[str, Any]:
-    """The resources of a built spec's bootstrap template."""
-    resources: dict[str, Any] = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml")
-                                             .read_text()))["Resources"]
-    return resources
-
-
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: str, built: dict[str, Path]) -> None:
     """The CloudFormation role may write IAM only on the service stacks' roles (their own path, which no
@@ -356,12 +345,12 @@ def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: s
     folder = built[name]
     plan = compile_spec(folder / "pipeline.yaml").plan
     n = plan.account_names
-    boot = _bootstrap(folder)
+    boot = bootstrap_of(folder)
     statements = boot["CfnExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     boundary = boot["ServiceBoundary"]["Properties"]["PolicyDocument"]["Statement"]
     allowed_actions = {a for s in boundary for a in _listed(s["Action"])}
     [restriction] = [s for s in statements if s["Effect"] == "Deny" and "iam:AttachRolePolicy" in s["Action"]]
-    attachable = {_sub(a) for a in restriction["Condition"]["ArnNotEquals"]["iam:PolicyARN"]}
+    attachable = {sub_text(a) for a in restriction["Condition"]["ArnNotEquals"]["iam:PolicyARN"]}
     for env in plan.environments:
         bootstrap_roles = [env.role_arn(r) for r in (env.deploy_role, env.cfn_role, env.sanity_role)]
         bootstrap_roles.append(f"arn:aws:iam::{env.account}:role/{plan.build_role}")
@@ -369,21 +358,21 @@ def test_no_role_can_reach_a_bootstrap_role_or_grant_beyond_the_boundary(name: s
             writes = set(_listed(statement["Action"])) & _ESCALATING
             if not writes:
                 continue
-            for resource in map(_sub, _listed(statement["Resource"])):
+            for resource in map(sub_text, _listed(statement["Resource"])):
                 pattern = _concrete(resource, env.name, env.account)
                 assert pattern == f"arn:aws:iam::{env.account}:role/{plan.project}/{env.name}/*", statement["Sid"]
                 assert not [r for r in bootstrap_roles if fnmatch.fnmatchcase(r, pattern)], statement["Sid"]
             if writes & _BOUNDED:
-                assert _sub(statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"]) == \
+                assert sub_text(statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"]) == \
                     n.service_boundary_arn, statement["Sid"]
     for service in plan.services:
         template = parse(Output("s.yaml", (folder / service.template).read_text()))["Resources"]
         roles = [r["Properties"] for r in template.values() if r["Type"] == "AWS::IAM::Role"]
         assert roles
         for role in roles:
-            assert (_sub(role["Path"]), _sub(role["PermissionsBoundary"])) == (
+            assert (sub_text(role["Path"]), sub_text(role["PermissionsBoundary"])) == (
                 n.service_role_path, n.service_boundary_arn)
-            assert {_sub(a) for a in role.get("ManagedPolicyArns", [])} <= attachable
+            assert {sub_text(a) for a in role.get("ManagedPolicyArns", [])} <= attachable
             for policy in role.get("Policies", []):
                 for statement in policy["PolicyDocument"]["Statement"]:
                     assert set(_listed(statement["Action"])) <= allowed_actions, statement.get("Sid")
@@ -395,7 +384,7 @@ def test_a_deploy_role_writes_ledgers_but_never_the_bootstraps_parameters(name: 
 
     folder = built[name]
     plan = compile_spec(folder / "pipeline.yaml").plan
-    boot = _bootstrap(folder)
+    boot = bootstrap_of(folder)
     statements = boot["DeployRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     [deny] = [s for s in statements if s["Effect"] == "Deny" and "ssm:PutParameter" in s["Action"]]
     [allow] = [s for s in statements if s["Effect"] == "Allow" and "ssm:PutParameter" in s["Action"]]
@@ -404,7 +393,8 @@ def test_a_deploy_role_writes_ledgers_but_never_the_bootstraps_parameters(name: 
             return f"arn:aws:ssm:{env.home_region}:{env.account}:parameter{parameter}"
 
         def matches(statement: dict[str, Any], parameter: str, env: Any = env) -> bool:
-            return fnmatch.fnmatchcase(arn(parameter), _concrete(_sub(statement["Resource"]), env.name, env.account))
+            pattern = _concrete(sub_text(statement["Resource"]), env.name, env.account)
+            return fnmatch.fnmatchcase(arn(parameter), pattern)
 
         shared = [names.instance(p, env.name) for p in plan.account_names.shared.values()]
         ledgers = [s.ledger_for(env.name) for s in plan.services]
@@ -416,13 +406,13 @@ def test_a_deploy_role_writes_ledgers_but_never_the_bootstraps_parameters(name: 
 def test_only_the_projects_roles_of_another_account_may_pull_its_images(built: dict[str, Path]) -> None:
     folder = built["example"]
     plan = compile_spec(folder / "pipeline.yaml").plan
-    boot = _bootstrap(folder)
+    boot = bootstrap_of(folder)
     repositories = [r for r in boot.values() if r["Type"] == "AWS::ECR::Repository"]
     assert repositories
     for repository in repositories:
         [pull] = [s for s in repository["Properties"]["RepositoryPolicyText"]["Statement"]
                   if s["Sid"] == "OtherEnvironmentsPull"]
-        assert [_sub(r) for r in pull["Condition"]["ArnLike"]["aws:PrincipalArn"]] == list(
+        assert [sub_text(r) for r in pull["Condition"]["ArnLike"]["aws:PrincipalArn"]] == list(
             plan.account_names.cross_account_roles)
 
 
@@ -491,19 +481,19 @@ def test_cloudsplaining_does_find_an_escalation() -> None:
 def test_the_readme_says_who_can_assume_each_role_as_the_trust_policies_say(name: str, built: dict[str, Path]) -> None:
     folder = built[name]
     readme = (folder / "generated/README.md").read_text()
-    boot = _bootstrap(folder)
+    boot = bootstrap_of(folder)
     plan = compile_spec(folder / "pipeline.yaml").plan
     rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
             if line.startswith("| `") and "|" in line[2:]}
     for env in plan.environments:
         trust = boot["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
-        subject = _sub(trust["StringEquals"]["token.actions.githubusercontent.com:sub"]).replace(
+        subject = sub_text(trust["StringEquals"]["token.actions.githubusercontent.com:sub"]).replace(
             "${Environment}", env.name)
         assert f"(`{subject}`)" in rows[env.deploy_role]
         assert f"`/{plan.project}/{env.name}/`" in rows[env.cfn_role]
         assert env.sanity_role in rows
     build = boot["BuildRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
-    environment = _sub(build["StringEquals"]["token.actions.githubusercontent.com:sub"]).rsplit(":", 1)[1]
+    environment = sub_text(build["StringEquals"]["token.actions.githubusercontent.com:sub"]).rsplit(":", 1)[1]
     assert f"the GitHub environment `{environment}`" in rows[plan.build_role]
 
 
@@ -537,7 +527,7 @@ def test_no_named_resource_of_one_environment_is_within_anothers_roles_in_the_sa
 
     folder = built[name]
     plan = compile_spec(folder / "pipeline.yaml").plan
-    boot = _bootstrap(folder)
+    boot = bootstrap_of(folder)
     pairs = [(a, b) for a in plan.environments for b in plan.environments if a is not b and a.account == b.account]
     assert pairs or name == "example"
     for mine, theirs in pairs:
@@ -549,7 +539,7 @@ def test_no_named_resource_of_one_environment_is_within_anothers_roles_in_the_sa
             for statement in boot[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
                 if statement["Effect"] != "Allow":
                     continue
-                for resource in map(_sub, _listed(statement["Resource"])):
+                for resource in map(sub_text, _listed(statement["Resource"])):
                     if resource == "*" or plan.account_names.build_key in resource:
                         continue
                     pattern = _concrete(resource, mine.name, mine.account)

@@ -193,11 +193,16 @@ def test_only_the_build_role_writes_releases_and_only_once(reach: Reach) -> None
         assert _allowed(deploy, "s3:GetObject", arn, {}, policy)
 
 
-def _made_by_stacks(world: World, account: str, region: str, kind: str) -> set[str]:
+def _stack_resources(world: World, account: str, region: str) -> Iterator[tuple[str, str, str]]:
+    """Every resource of every stack of an account's region: (stack id, type, physical id)."""
     cfn = world.client("cloudformation", account, region)
-    return {r["PhysicalResourceId"] for stack in cfn.list_stacks()["StackSummaries"]
-            for r in cfn.list_stack_resources(StackName=stack["StackName"])["StackResourceSummaries"]
-            if r["ResourceType"] == kind}
+    for stack in cfn.list_stacks()["StackSummaries"]:
+        for resource in cfn.list_stack_resources(StackName=stack["StackName"])["StackResourceSummaries"]:
+            yield stack["StackId"], resource["ResourceType"], resource.get("PhysicalResourceId", "")
+
+
+def _made_by_stacks(world: World, account: str, region: str, kind: str) -> set[str]:
+    return {physical for _, found, physical in _stack_resources(world, account, region) if found == kind}
 
 
 def test_the_deploy_role_writes_its_ledgers_never_the_shared_infrastructure(reach: Reach) -> None:
@@ -254,19 +259,16 @@ def _arns(world: World, account: str, regions: list[str]) -> set[str]:
     """Every resource of every stack of an account, the stacks themselves, and the objects of its buckets."""
     found = set()
     for region in regions:
-        cfn = world.client("cloudformation", account, region)
-        for stack in cfn.list_stacks()["StackSummaries"]:
-            found.add(stack["StackId"])
-            for resource in cfn.list_stack_resources(StackName=stack["StackName"])["StackResourceSummaries"]:
-                kind, physical = resource["ResourceType"], resource.get("PhysicalResourceId", "")
-                if kind in _NOT_A_RESOURCE or not physical:
-                    continue
-                if physical.startswith("arn:"):
-                    found.add(physical)
-                    continue
-                assert kind in _ARN_OF, f"map {kind} ({physical}) to its ARN"
-                found.add(_ARN_OF[kind].format(region=region, account=account, id=physical,
-                                               last=physical.rsplit("/", 1)[-1]))
+        for stack, kind, physical in _stack_resources(world, account, region):
+            found.add(stack)
+            if kind in _NOT_A_RESOURCE or not physical:
+                continue
+            if physical.startswith("arn:"):
+                found.add(physical)
+                continue
+            assert kind in _ARN_OF, f"map {kind} ({physical}) to its ARN"
+            found.add(_ARN_OF[kind].format(region=region, account=account, id=physical,
+                                           last=physical.rsplit("/", 1)[-1]))
     iam = world.client("iam", account, "us-east-1")
     found |= {role["Arn"] for role in iam.list_roles()["Roles"]}
     s3 = world.client("s3", account, "us-east-1")
@@ -277,16 +279,20 @@ def _arns(world: World, account: str, regions: list[str]) -> set[str]:
     return found
 
 
+def _statements(node: Node) -> Iterator[dict[str, Any]]:
+    for policy in node.attached_policies:
+        yield from policy.policy_doc["Statement"]
+
+
 def _actions(node: Node) -> set[str]:
     """Every action an Allow statement of the node's policies names, wildcards expanded by the IAM reference."""
     from policy_sentry.querying.actions import get_actions_for_service
 
     named = set()
-    for policy in node.attached_policies:
-        for statement in policy.policy_doc["Statement"]:
-            if statement["Effect"] == "Allow":
-                actions = statement.get("Action", [])
-                named |= {actions} if isinstance(actions, str) else set(actions)
+    for statement in _statements(node):
+        if statement["Effect"] == "Allow":
+            actions = statement.get("Action", [])
+            named |= {actions} if isinstance(actions, str) else set(actions)
     expanded = set()
     for action in named:
         service = action.split(":")[0]
@@ -299,18 +305,16 @@ def _contexts(node: Node, region: str) -> list[dict[str, Any]]:
     """The requests a caller may shape: each value that a condition of its policies asks for, one at a time (a
     caller chooses the service it passes a role to, the alias of a key it names, the region it calls)."""
     contexts: list[dict[str, Any]] = [{"aws:RequestedRegion": region}]
-    for policy in node.attached_policies:
-        for statement in policy.policy_doc["Statement"]:
-            for test in statement.get("Condition", {}).values():
-                for key, values in test.items():
-                    for value in [values] if isinstance(values, str) else values:
-                        contexts.append({"aws:RequestedRegion": region, key: value})
+    for statement in _statements(node):
+        for test in statement.get("Condition", {}).values():
+            for key, values in test.items():
+                for value in [values] if isinstance(values, str) else values:
+                    contexts.append({"aws:RequestedRegion": region, key: value})
     return contexts
 
 
-def _resource_policy(reach: Reach, arn: str) -> dict[str, Any]:
+def _resource_policy(reach: Reach, arn: str, account: str) -> dict[str, Any]:
     """A resource's own policy in its account, or none: a request from another account needs one to allow it."""
-    account = arn.split(":")[4] or PRODUCTION_ACCOUNT
     if ":iam::" in arn:  # a role's is its trust policy; a managed policy has none
         node = next((n for n in reach.graphs[account].nodes if n.arn == arn), None)
         return node.trust_policy if node is not None else NO_POLICY
@@ -337,7 +341,7 @@ def test_no_staging_principal_may_act_on_any_production_resource(reach: Reach) -
         for arn in sorted(production):
             service = arn.split(":")[2]
             region = arn.split(":")[3] or "us-east-1"
-            policy = _resource_policy(reach, arn)
+            policy = _resource_policy(reach, arn, PRODUCTION_ACCOUNT)
             for action in (a for a in actions if a.split(":")[0] == service):
                 for context in _contexts(node, region):
                     checked += 1

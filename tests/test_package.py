@@ -11,18 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from pipec.render.output import Output
 from pipec.render.parse import parse
-from tests.conftest import EXAMPLE, REPO
+from tests.conftest import EXAMPLE, REPO, workflows_of
 
 LOCK = REPO / "compiler" / "pipec" / "runtime.lock"
 
 
-def _release_steps() -> list[dict[str, Any]]:
-    text = (REPO / "generated" / "workflows" / "release.yml").read_text()
-    jobs = parse(Output("release.yml", text))["jobs"]
-    return [step for job in jobs.values() for step in job.get("steps", [])]
+def _steps() -> list[dict[str, Any]]:
+    """Every step of every generated workflow of the example."""
+    found = []
+    for path in workflows_of(REPO / "generated"):
+        jobs = parse(Output(path.name, path.read_text()))["jobs"]
+        found += [step for job in jobs.values() for step in job.get("steps", [])]
+    return found
 
 
 def _locked() -> dict[str, tuple[str, list[str]]]:
@@ -31,12 +35,12 @@ def _locked() -> dict[str, tuple[str, list[str]]]:
     text = "\n".join(line for line in LOCK.read_text().splitlines() if not line.startswith("#"))
     for block in re.split(r"\n(?=\S)", text):
         name, version = re.match(r"([A-Za-z0-9._-]+)==(\S+)", block).groups()  # type: ignore[union-attr]
-        found[name.lower()] = (version, re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+        found[canonicalize_name(name)] = (version, re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
     return found
 
 
 def test_every_step_that_installs_pipec_takes_its_dependencies_from_the_lock_by_hash() -> None:
-    installs = [s for s in _release_steps() if "pip install" in s.get("run", "")]
+    installs = [s for s in _steps() if "pip install" in s.get("run", "")]
     assert installs
     for step in installs:
         lines = [line for line in step["run"].splitlines() if "pip install" in line]
@@ -48,17 +52,17 @@ def test_the_lock_pins_what_the_tests_ran_with_hashes_for_every_file() -> None:
     """Every runtime dependency, at the version requirements/dev.lock installs for the tests, with hashes."""
     import tomllib
 
-    dev = dict(line.lower().split("==") for line in (REPO / "requirements" / "dev.lock").read_text().splitlines()
-               if "==" in line)
+    dev = {canonicalize_name(name): version for name, version in (
+        line.split("==") for line in (REPO / "requirements" / "dev.lock").read_text().splitlines() if "==" in line)}
     locked = _locked()
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     for requirement in declared:
-        name = re.match(r"[A-Za-z0-9._-]+", requirement).group().lower()  # type: ignore[union-attr]
+        name = canonicalize_name(re.match(r"[A-Za-z0-9._-]+", requirement).group())  # type: ignore[union-attr]
         assert name in locked, name
     for name, (version, hashes) in locked.items():
         assert hashes, name
-        if name in dev or name.replace("-", "_") in dev:
-            assert dev.get(name, dev.get(name.replace("-", "_"))) == version, name
+        if name in dev:
+            assert dev[name] == version, name
 
 
 @pytest.mark.slow
@@ -74,9 +78,8 @@ def test_the_lock_installs_on_the_runner_the_workflows_name(tmp_path: Path) -> N
                               "--implementation", "cp", *platforms, "--requirement", str(LOCK),
                               "--dest", str(tmp_path)], capture_output=True, text=True, check=False)
     assert fetched.returncode == 0, fetched.stderr[-3000:]
-    wanted = {name for name, _ in _locked().items()} - {"colorama"}  # (Windows only)
-    got = {re.sub(r"[-_.]+", "-", p.name.split("-")[0]).lower() for p in tmp_path.glob("*.whl")}
-    assert got == {re.sub(r"[-_.]+", "-", n) for n in wanted}
+    got = {canonicalize_name(p.name.split("-")[0]) for p in tmp_path.glob("*.whl")}
+    assert got == set(_locked()) - {"colorama"}  # (Windows only)
 
 
 @pytest.mark.slow
@@ -90,7 +93,7 @@ def test_installed_wheel_validates_and_builds(tmp_path: Path) -> None:
     # the package index (the dependencies exactly as pipec's runtime.lock names them, checked by sha256).
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    [step] = [s for s in _release_steps() if s.get("name") == "Install pipec"][:1]
+    step = next(s for s in _steps() if s.get("name") == "Install pipec")
     env = {**os.environ, **step.get("env", {}), "PIPEC_REQUIREMENT": str(wheel), "PIP_NO_CACHE_DIR": "1",
            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)

@@ -13,7 +13,8 @@ import pytest
 from pipec.render.output import Output
 from pipec.render.parse import parse
 from tests import validators
-from tests.conftest import REPO, workflows_of
+from tests.conftest import REPO, bootstrap_of, sub_text, workflows_of
+from tests.test_plan import _concrete
 
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}")
 # Every expression pipec writes reads a context it controls, never text an outsider can set.
@@ -220,7 +221,7 @@ def test_only_the_release_workflows_build_and_bundle_jobs_can_assume_the_build_r
     folder = built[name]
     plan = compile_spec(folder / "pipeline.yaml").plan
     build_arn = plan.build_env.role_arn(plan.build_role)
-    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    boot = bootstrap_of(folder)
     trust = boot["BuildRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     [subject] = [s["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] for s in trust]
     assert subject == f"repo:{plan.repository}:environment:pipec_build"
@@ -237,15 +238,11 @@ def test_only_the_release_workflows_build_and_bundle_jobs_can_assume_the_build_r
     assert {job for _, job in assuming} == {a.job for a in plan.artifacts} | {"bundle"}
 
 
-def _subs(value: Any, env: str, account: str) -> Any:
+def _subs(value: Any, env: str, account: str) -> str:
     """A bootstrap value as CloudFormation resolves it in an environment's account (the template's !Sub)."""
-    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
-        text = value["Fn::Sub"]
-        for name, real in (("Environment", env), ("AWS::AccountId", account), ("AWS::Partition", "aws")):
-            text = text.replace("${" + name + "}", real)
-        assert "${" not in text, text
-        return text
-    return value
+    text = _concrete(sub_text(value), env, account)
+    assert "${" not in text, text
+    return text
 
 
 def _trusted_subjects(folder: Path) -> dict[str, set[str]]:
@@ -254,7 +251,7 @@ def _trusted_subjects(folder: Path) -> dict[str, set[str]]:
     import yaml
 
     spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
-    boot = parse(Output("b.yaml", (folder / "generated/cloudformation/bootstrap.yaml").read_text()))["Resources"]
+    boot = bootstrap_of(folder)
     trusted: dict[str, set[str]] = {}
     for env, settings in spec["environments"].items():
         account = str(settings["account"])
@@ -336,8 +333,9 @@ def test_every_output_a_job_reads_is_one_its_needs_set(name: str, built: dict[st
     or digest."""
     import json
 
+    folder = built[name]
     read = 0
-    for path in workflows_of(folder := built[name]):
+    for path in workflows_of(folder):
         jobs = _load(path)["jobs"]
         for job_id, job in jobs.items():
             needs = job.get("needs", [])

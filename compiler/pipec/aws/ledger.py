@@ -15,6 +15,8 @@ from typing import Any
 from pipec.aws.session import Aws, code_of, errors
 from pipec.plan.model import ServicePlan, Target
 
+_STORED = ("version", "commit", "digest", "at", "by", "action", "record")  # the fields a ledger value holds
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -30,8 +32,7 @@ class Entry:
     record: str = ""  # the sha256 of the release's record (release.json) as it was deployed
 
     def to_json(self) -> str:
-        record = {k: v for k, v in asdict(self).items() if k not in ("env", "region", "service")
-                  and (k != "record" or v)}
+        record = {k: v for k, v in asdict(self).items() if k in _STORED and (k != "record" or v)}
         return json.dumps(record, sort_keys=True)
 
 
@@ -79,7 +80,7 @@ def _read(aws: Aws, service: ServicePlan, target: Target, *, latest_only: bool) 
 def _entry(value: str, service: ServicePlan, target: Target) -> Entry:
     try:
         data = json.loads(value)
-        fields = {k: str(data.get(k, "")) for k in ("version", "commit", "digest", "at", "by", "action", "record")}
-    except (ValueError, AttributeError):
-        fields = {"version": value, "commit": "", "digest": "", "at": "", "by": "", "action": "unknown", "record": ""}
+        fields = {k: str(data.get(k, "")) for k in _STORED}
+    except (ValueError, AttributeError):  # a value written by hand: its text is the version
+        fields = dict.fromkeys(_STORED, "") | {"version": value, "action": "unknown"}
     return Entry(**fields, env=target.env, region=target.region, service=service.name)

@@ -42,14 +42,14 @@ def test_errors_go_to_stderr_and_json_to_stdout(workdir: Path) -> None:
     text = cli("validate", "pipeline.yaml", cwd=workdir)
     assert text.exit_code == 1
     assert text.stdout == ""
-    assert "pipeline.yaml:68:11: error[PC103]" in text.stderr
+    assert "pipeline.yaml:71:11: error[PC103]" in text.stderr
 
     machine = cli("validate", "pipeline.yaml", "--format", "json", cwd=workdir)
     assert machine.exit_code == 1
     payload = json.loads(machine.stdout)
     assert payload["ok"] is False
     assert payload["diagnostics"][0] | {"message": ""} == {
-        "code": "PC103", "message": "", "file": "pipeline.yaml", "line": 68, "column": 11, "hint": None,
+        "code": "PC103", "message": "", "file": "pipeline.yaml", "line": 71, "column": 11, "hint": None,
         "severity": "error"}
 
 
@@ -58,7 +58,7 @@ def test_github_annotations_inside_actions(workdir: Path) -> None:
     spec.write_text(spec.read_text().replace("    artifact: api-image", "    artifact: api-img"))
     result = cli("validate", "pipeline.yaml", cwd=workdir, env={"GITHUB_ACTIONS": "true"})
     assert result.exit_code == 1
-    assert ("::error file=pipeline.yaml,line=67,col=15,title=pipec PC201::service \"api\" uses unknown "
+    assert ("::error file=pipeline.yaml,line=70,col=15,title=pipec PC201::service \"api\" uses unknown "
             "artifact \"api-img\"%0Ahint: did you mean \"api-image\"?") in result.stderr
 
 

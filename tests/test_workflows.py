@@ -349,3 +349,14 @@ def test_every_output_a_job_reads_is_one_its_needs_set(name: str, built: dict[st
             for step, _ in _STEP_OUTPUT.findall(text):
                 assert step in step_ids, (path.name, job_id, step)
     assert read >= 3, folder
+
+
+def test_no_step_hides_a_failed_command_inside_an_echo(built: dict[str, Path]) -> None:
+    """`echo "x=$(cmd)"` succeeds when cmd fails (bash -e does not look inside); the rehearsal found a sanity
+    job that went on with an empty EXPECTED_VERSION so. An assignment, `x="$(cmd)"`, stops the step."""
+    for folder in built.values():
+        for path in workflows_of(folder):
+            for job in _load(path)["jobs"].values():
+                for step in job.get("steps", []):
+                    for line in step.get("run", "").splitlines():
+                        assert not re.match(r"\s*(echo|printf)\b.*\$\(", line), (path.name, line)

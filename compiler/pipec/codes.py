@@ -128,6 +128,10 @@ _ENTRIES = [
     Code("PC221", "validate", _SPEC, "two environments in one account whose names meet (prod and prod-eu): IAM "
          "patterns of one would match the other", "environments prod and prod-eu in account 111111111111",
          "rename one (prod-us and prod-eu), or give it an account of its own"),
+    Code("PC222", "validate", _SPEC, "the workflows can install pipec as github.pipec says, pinned by content "
+         "(warning)", "github.pipec unset (pipec==0.1.0: PyPI has no pipec), or a git tag",
+         "the wheel by sha256 (pipec @ https://.../pipec-0.1.0-py3-none-any.whl#sha256=...) or a git commit; "
+         "`pipec init` writes the one this pipec came from"),
     # plan and render: pipec's own checks of its output, which no validator makes
     Code("PC301", "render", _BUG, "a Lambda alias does not point at a new AWS::Lambda::Version published on every "
          "release", "an alias on $LATEST", "a bug in pipec's templates: report it"),

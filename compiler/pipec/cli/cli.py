@@ -179,7 +179,13 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the starter s
     from pipec.cli import starter
 
     def action() -> None:
-        starter.write(path, force=force)
+        pin = starter.installed_pin()
+        starter.write(path, force=force, pin=pin)
+        if pin is None:
+            typer.echo("pipec: this pipec was not installed from a wheel URL with its sha256 or a git commit, so "
+                       "github.pipec is left for you to set: `pipec explain PC222`", err=True)
+        else:
+            typer.echo(f"github.pipec: {pin}")
         typer.echo(f"wrote {path}; edit it, then run `pipec build`")
     _execute(action)
 

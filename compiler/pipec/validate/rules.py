@@ -12,10 +12,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from pipec import __version__
 from pipec.codes import CODES
 from pipec.diagnostics import Diagnostic, Severity
 from pipec.load.load import Document, SpecPath
-from pipec.validate import contract
+from pipec.validate import contract, install
 from pipec.validate.facts import (
     FARGATE_SIZES,
     LAMBDA_MEMORY,
@@ -436,6 +437,19 @@ def lambda_variable_size(spec: Spec, doc: Document) -> Found:
                 break
 
 
+# ---------------------------------------------------------------- the workflows
+
+
+def pipec_install(spec: Spec, doc: Document) -> Found:
+    """The workflows install pipec before they assume AWS roles: it must install as written, pinned by content."""
+    requirement = spec.github.pipec or f"pipec=={__version__}"
+    found = install.problem(requirement, __version__, default=spec.github.pipec is None)
+    if found is not None:
+        where = ("github", "pipec") if spec.github.pipec else ("github",)  # unset: at the section, if any
+        yield doc.diagnostic("PC222", where, found, install.PINNED_FORMS, key=spec.github.pipec is None,
+                             severity=Severity.WARNING)
+
+
 # Every rule under its code, in the order they run; titles come from the one registry, `pipec.codes`.
 # (A table, not a decorator: mutation testing skips decorated functions.)
 RULES: list[Rule] = [Rule(code, CODES[code].title, function, looks_up) for code, function, looks_up in (
@@ -458,4 +472,5 @@ RULES: list[Rule] = [Rule(code, CODES[code].title, function, looks_up) for code,
     ("PC218", lambda_variable_size, ("project",)),
     ("PC220", plain_http, ("environments",)),
     ("PC221", overlapping_environments, ()),
+    ("PC222", pipec_install, ("github",)),
 )]

@@ -36,7 +36,8 @@ CONTEXT = r"^(\.|(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)$"
 HANDLER = r"^[A-Za-z0-9_.$/-]+$"
 GITHUB_HANDLE = r"^@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9._-]+)?$"
 RUNNER = r"^[A-Za-z0-9._-]+$"
-REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._+=<>!~@:/,\[\]-]*$"
+# A pip requirement: a name and versions, or a URL (name @ URL, or the URL alone); PC222 judges what it installs.
+REQUIREMENT = r"^(?:[A-Za-z0-9][A-Za-z0-9._-]* ?@ ?)?[A-Za-z0-9][A-Za-z0-9._+=<>!~@:/,\[\]#&%-]*$"
 
 
 
@@ -68,7 +69,8 @@ PATTERN_NAMES = {
     HANDLER: "a Lambda handler such as app.handler",
     GITHUB_HANDLE: "a GitHub user or team such as @alice or @OWNER/platform",
     RUNNER: "a runner label such as ubuntu-24.04 or self-hosted",
-    REQUIREMENT: "a pip requirement without spaces, such as pipec==0.1.0 or git+https://github.com/o/pipec@v0.1.0",
+    REQUIREMENT: ("a pip requirement, such as pipec @ https://HOST/pipec-0.1.0-py3-none-any.whl#sha256=HEX or "
+                  "pipec @ git+https://github.com/OWNER/pipec@COMMIT"),
 }
 
 Name = Annotated[str, Field(pattern=whole(NAME), min_length=1, max_length=32)]
@@ -101,8 +103,10 @@ class GitHub(Model):
             "runs-on of every job: a label, or the labels a runner must all have, e.g. [self-hosted, linux, "
             "x64]."))] = "ubuntu-24.04"
     pipec: Annotated[str | None, Field(pattern=whole(REQUIREMENT), description=(
-        "What the workflows install with pip to run pipec (default: this pipec's version from PyPI), e.g. "
-        "git+https://github.com/org/pipec@v0.1.0 or a private index's pipec==0.1.0."))] = None
+        "What the workflows install with pip to run pipec, pinned: its wheel by sha256 "
+        "(pipec @ https://.../pipec-0.1.0-py3-none-any.whl#sha256=...) or a git commit "
+        "(pipec @ git+https://github.com/OWNER/pipec@<40-hex commit>). `pipec init` writes the one this pipec "
+        "was installed from. Default: pipec==<this version>, which PyPI does not have (PC222)."))] = None
 
 
 class ContainerImage(Model):

@@ -49,12 +49,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server(managed_policies: bool = False) -> Iterator[str]:
+def moto_server(managed_policies: bool = False, skip: tuple[str, ...] = ()) -> Iterator[str]:
     """Start `moto_server` on a free port of 127.0.0.1; yield its URL; stop it. With managed_policies, moto knows
-    AWS's managed policies (their real documents), so a role attaches them as in an account."""
+    AWS's managed policies (their real documents), so a role attaches them as in an account; stacks skip the
+    resource types in `skip` (moto_server's fix 6)."""
     port = free_port()
     server = Path(__file__).with_name("moto_server.py")  # moto's own server, with fixes (see there)
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if managed_policies else "false"}
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if managed_policies else "false",
+           "PIPEC_MOTO_SKIP": ",".join(skip)}
     process = subprocess.Popen([sys.executable, str(server), "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -125,7 +127,7 @@ def with_existing_networks(world: World, spec: str, account: str) -> str:
 
 def build_release(world: World, plan: Plan, version: str) -> dict[str, str]:
     """What the release workflow's build jobs do: each zip uploaded once with its sha256, each image pushed
-    once; then what ECR replication does (moto does not replicate): the image copied to every registry."""
+    once to the build registry (whose replication, as moto_server does it, copies it to every other registry)."""
     build = plan.build_env
     digests = {}
     for artifact in plan.artifacts:
@@ -138,11 +140,9 @@ def build_release(world: World, plan: Plan, version: str) -> dict[str, str]:
                                    "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
                                                "size": 1, "digest": "sha256:" + hashlib.sha256(
                                                    f"{artifact.name} {version} layer".encode()).hexdigest()}]})
-            for account, region in plan.registries:
-                ecr = world.client("ecr", account, region)
-                pushed = ecr.put_image(repositoryName=artifact.repository, imageManifest=manifest,
-                                       imageTag=version)
-                digests[artifact.name] = pushed["image"]["imageId"]["imageDigest"]
+            ecr = world.client("ecr", build.account, build.home_region)
+            pushed = ecr.put_image(repositoryName=artifact.repository, imageManifest=manifest, imageTag=version)
+            digests[artifact.name] = pushed["image"]["imageId"]["imageDigest"]
         else:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w") as archive:

@@ -18,17 +18,27 @@ as the IAM analysis reads them.
 GetBucketPolicy returns what CloudFormation would have put. moto's own check of bucket policies ignores their
 conditions (a Deny "unless the caller is the build role" would deny everyone), so it is left out:
 tests/test_iam_reach.py evaluates the policy as IAM does.
+
+5. A stack's `AWS::ECR::ReplicationConfiguration` is put on its registry, and a pushed image is copied, with its
+tag and digest, to every destination registry whose filter matches its repository (creating the repository
+there), as ECR replication does (moto 5.2 has no model for the resource and replicates nothing).
+
+6. With `PIPEC_MOTO_SKIP` set to resource types (comma-separated), stacks skip those resources as moto skips the
+types it has no model for: for the rehearsal, which deploys the bundles exactly as published, the types
+tests/aws_world.py's UNSUPPORTED names (moto has models for them that cannot resolve what they point at).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 from urllib import parse
 
-from moto.cloudformation import models
+from moto.cloudformation import models, parsing
 from moto.core.common_models import CloudFormationModel
+from moto.ecr import models as ecr
 from moto.iam import access_control
 from moto.iam import models as iam
 from moto.s3 import models as s3
@@ -86,27 +96,42 @@ def _without_no_value(value: Any) -> Any:
     return value
 
 
-class _BucketPolicy(CloudFormationModel):
-    __module__ = "moto.s3.models"  # moto's model registry names the service by the module
+class _StackMade:
+    """What moto's stack parsing asks of a model, for a resource moto has none for; each model below says what
+    CloudFormation does with its resource, through moto's own backend (a mixin: moto finds models among the
+    direct subclasses of CloudFormationModel)."""
 
-    def __init__(self, bucket: str) -> None:
-        self.bucket = bucket
+    TYPE = ""
+
+    def __init__(self, physical_id: str) -> None:
+        self.physical_id = physical_id
 
     @property
     def physical_resource_id(self) -> str:
-        return self.bucket
+        return self.physical_id
 
     @staticmethod
     def cloudformation_name_type() -> str:
         return ""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
         return False
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,  # type: ignore[attr-defined]
+                                                   account_id, region_name)
+
+
+class _BucketPolicy(_StackMade, CloudFormationModel):
+    __module__ = "moto.s3.models"  # moto's model registry names the service by the module
+    TYPE = "AWS::S3::BucketPolicy"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
@@ -118,11 +143,6 @@ class _BucketPolicy(CloudFormationModel):
         return cls(properties["Bucket"])
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
-                                        cloudformation_json: Any, account_id: str, region_name: str) -> _BucketPolicy:
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-
-    @classmethod
     def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str) -> None:
         backend = _s3(account_id, region_name)
@@ -130,6 +150,55 @@ class _BucketPolicy(CloudFormationModel):
 
 
 s3.FakeBucket.get_permission = lambda self, action, resource: access_control.PermissionResult.NEUTRAL  # type: ignore
+
+
+def _camel(value: Any) -> Any:
+    """CloudFormation's property names (Rules, RegistryId) as the ECR API spells them (rules, registryId)."""
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    if isinstance(value, dict):
+        return {k[0].lower() + k[1:]: _camel(v) for k, v in value.items()}
+    return value
+
+
+class _ReplicationConfiguration(_StackMade, CloudFormationModel):
+    __module__ = "moto.ecr.models"
+    TYPE = "AWS::ECR::ReplicationConfiguration"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str, **kwargs: Any) -> _ReplicationConfiguration:
+        configuration = _camel(cloudformation_json["Properties"]["ReplicationConfiguration"])
+        ecr.ecr_backends[account_id][region_name].put_replication_configuration(configuration)
+        return cls(account_id)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str) -> None:
+        ecr.ecr_backends[account_id][region_name].put_replication_configuration({"rules": []})
+
+
+_put_image = ecr.ECRBackend.put_image
+
+
+def _put_image_and_replicate(self: Any, repository_name: str, image_manifest: str, image_tag: str,
+                             image_manifest_mediatype: str | None = None, digest: str | None = None) -> Any:
+    image = _put_image(self, repository_name, image_manifest, image_tag, image_manifest_mediatype, digest)
+    for rule in self.replication_config.get("rules", []):
+        filters = rule.get("repositoryFilters") or [{"filter": "", "filterType": "PREFIX_MATCH"}]
+        if not any(repository_name.startswith(f["filter"]) for f in filters):
+            continue
+        for destination in rule["destinations"]:
+            target = ecr.ecr_backends[destination["registryId"]][destination["region"]]
+            if repository_name not in target.repositories:
+                target.create_repository(repository_name, None, None, None, None, None, None)
+            _put_image(target, repository_name, image_manifest, image_tag, image_manifest_mediatype, digest)
+    return image
+
+
+ecr.ECRBackend.put_image = _put_image_and_replicate  # type: ignore[method-assign]
+
+parsing.NULL_MODELS.extend(t for t in os.environ.get("PIPEC_MOTO_SKIP", "").split(",") if t)
 
 
 if __name__ == "__main__":

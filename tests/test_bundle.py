@@ -22,7 +22,8 @@ COMMIT = "c" * 40
 
 @pytest.fixture(scope="module", autouse=True)
 def _registries(world: World) -> None:
-    """The build account's release bucket and the ECR repositories of the example."""
+    """The build account's release bucket, the ECR repositories of the example and the build registry's
+    replication to the others (as the bootstrap stacks make them)."""
     s3 = world.client("s3", "111111111111", "us-east-1")
     s3.create_bucket(Bucket=PLAN.release_bucket)
     s3.put_bucket_versioning(Bucket=PLAN.release_bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -31,6 +32,9 @@ def _registries(world: World) -> None:
         for artifact in PLAN.artifacts:
             if artifact.is_image:
                 ecr.create_repository(repositoryName=artifact.repository)
+    world.client("ecr", "111111111111", "us-east-1").put_replication_configuration(replicationConfiguration={
+        "rules": [{"destinations": [{"region": region, "registryId": account}
+                                    for account, region in PLAN.replication_destinations]}]})
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -16,6 +18,7 @@ from packaging.utils import canonicalize_name
 from pipec.render.output import Output
 from pipec.render.parse import parse
 from tests.conftest import EXAMPLE, REPO, workflows_of
+from tests.rehearsal.rehearse import build_wheel, served
 
 LOCK = REPO / "compiler" / "pipec" / "runtime.lock"
 
@@ -85,24 +88,45 @@ def test_the_lock_installs_on_the_runner_the_workflows_name(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_installed_wheel_validates_and_builds(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--wheel-dir", str(dist), str(REPO)], check=True, capture_output=True)
-    [wheel] = dist.glob("pipec-*.whl")
+    wheel = build_wheel(dist)
+    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
 
-    # pipec installed as the generated workflows install it: their own step, run as written, from the wheel and
-    # the package index (the dependencies exactly as pipec's runtime.lock names them, checked by sha256).
+    # pipec installed as the generated workflows install it: their own step, run as written, with the requirement
+    # a team pins (the wheel's URL and its sha256) and the dependencies exactly as pipec's runtime.lock names them.
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     step = next(s for s in _steps() if s.get("name") == "Install pipec")
-    env = {**os.environ, **step.get("env", {}), "PIPEC_REQUIREMENT": str(wheel), "PIP_NO_CACHE_DIR": "1",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, **step.get("env", {}), "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)
-    installed = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], env=env, cwd=tmp_path,
-                               capture_output=True, text=True, check=False)
+
+    def install(requirement: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, capture_output=True,
+                              text=True, check=False, env={**env, "PIPEC_REQUIREMENT": requirement})
+
+    with served(dist) as base:
+        pin = f"pipec @ {base}/{wheel.name}#sha256={sha256}"
+        # pip checks the fragment: other bytes under the same URL are refused, and nothing is installed.
+        refused = install(pin.replace(sha256, hashlib.sha256(b"other").hexdigest()))
+        assert refused.returncode != 0 and "DO NOT MATCH THE HASHES" in refused.stderr, refused.stderr[-2000:]
+        assert not list((venv / "lib").glob("python*/site-packages/pipec"))
+        installed = install(pin)
     assert installed.returncode == 0, installed.stderr[-3000:]
     check = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True,
                            check=False)
     assert check.returncode == 0, check.stdout
+
+    # `pipec init` of the installed pipec pins exactly it (pip recorded the URL and the hash), and that spec
+    # validates without the PC222 warning.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    init = subprocess.run([str(venv / "bin" / "pipec"), "init"], cwd=fresh, capture_output=True, text=True,
+                          check=False)
+    assert (init.returncode, init.stderr) == (0, ""), init.stderr
+    assert f"  pipec: {json.dumps(pin)}  # the pipec that wrote this file\n" in (fresh / "pipeline.yaml").read_text()
+    validate = subprocess.run([str(venv / "bin" / "pipec"), "validate", "pipeline.yaml"], cwd=fresh,
+                              capture_output=True, text=True, check=False)
+    assert (validate.returncode, validate.stdout, validate.stderr) == (0, "pipeline.yaml: ok\n", "")
 
     work = tmp_path / "elsewhere"
     work.mkdir()

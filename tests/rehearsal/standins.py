@@ -1,0 +1,242 @@
+"""The rehearsal's stand-ins for what a GitHub runner has and the team's repository runs, one subcommand each.
+
+Run as `$REHEARSAL_PYTHON standins.py <name> [args]` by the stand-in actions (actions/) and commands (bin/).
+Each appends what it was asked to `$REHEARSAL_LOG` (one JSON object per line), so the rehearsal can tell what
+the workflows did, and fails as the real thing would when what it receives is wrong.
+
+- checkout: clones the commit under test from the rehearsal's origin repository, to the depth asked.
+- setup-python: a fresh interpreter for the job (a copy of the rehearsal's base environment, which holds
+  pipec's locked dependencies but not pipec), first on PATH.
+- assume: what aws-actions/configure-aws-credentials does through GitHub's OIDC: credentials of the role named,
+  from moto's STS, for the role's own account (the role must exist there), and AWS_ENDPOINT_URL at moto.
+- docker: build records the image (its digest made from the context's files), login checks the password
+  ECR gave, push puts the image into moto's ECR with the job's credentials (an immutable tag stays refused).
+- gh: `gh api .../git/refs` creates the tag in the origin repository (GitHub refuses an existing one).
+- check: the team's e2e and sanity commands: BASE_URL is the environment's URL, and every service stack there
+  runs EXPECTED_VERSION. `REHEARSAL_FAIL_CHECKS=<env>` makes them fail in that environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+
+def _log(tool: str, **fields: Any) -> None:
+    record = {"tool": tool, "job": os.environ.get("GITHUB_JOB", ""), "workflow": os.environ.get("GITHUB_WORKFLOW", ""),
+              **fields}
+    with open(os.environ["REHEARSAL_LOG"], "a", encoding="utf-8") as log:
+        log.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _fail(tool: str, message: str) -> NoReturn:
+    _log(tool, failed=message)
+    print(f"{tool}: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _git(*args: str, cwd: str | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def checkout() -> None:
+    workspace, origin, sha = os.environ["GITHUB_WORKSPACE"], os.environ["REHEARSAL_ORIGIN"], os.environ["GITHUB_SHA"]
+    depth, persist = os.environ.get("FETCH_DEPTH", "1"), os.environ.get("PERSIST_CREDENTIALS", "true")
+    _log("checkout", sha=sha, fetch_depth=depth, persist_credentials=persist)
+    Path(workspace).mkdir(parents=True, exist_ok=True)
+    _git("init", "-q", workspace)
+    _git("remote", "add", "origin", f"file://{origin}", cwd=workspace)
+    if depth == "0":  # all history, every branch and tag (what `pipec version next` and `diff --against` read)
+        _git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
+             cwd=workspace)
+    else:
+        _git("fetch", "-q", "--no-tags", f"--depth={depth}", "origin", sha, cwd=workspace)
+    _git("checkout", "-q", "--detach", sha, cwd=workspace)
+
+
+def setup_python() -> None:
+    wanted = os.environ.get("PYTHON_VERSION", "")
+    python = Path(os.environ["RUNNER_TEMP"]) / "python"
+    if python.exists():
+        shutil.rmtree(python)
+    # Hard links: a job's pip adds pipec and never rewrites what the base holds.
+    subprocess.run(["cp", "-al", os.environ["REHEARSAL_BASE_PYTHON"], str(python)], check=True)
+    with open(os.environ["GITHUB_PATH"], "a", encoding="utf-8") as path:
+        path.write(f"{python / 'bin'}\n")
+    with open(os.environ["GITHUB_ENV"], "a", encoding="utf-8") as env:
+        env.write(f"pythonLocation={python}\n")
+    _log("setup-python", asked=wanted, given=".".join(map(str, sys.version_info[:2])))
+
+
+def _admin(account: str) -> Any:
+    import boto3
+
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url=os.environ["REHEARSAL_MOTO"],
+                       aws_access_key_id="rehearsal", aws_secret_access_key="rehearsal")
+    found = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/admin", RoleSessionName="rehearsal")["Credentials"]
+    return boto3.session.Session(aws_access_key_id=found["AccessKeyId"], aws_secret_access_key=found["SecretAccessKey"],
+                                 aws_session_token=found["SessionToken"])
+
+
+def assume() -> None:
+    import boto3
+
+    role, region = os.environ.get("ROLE_TO_ASSUME", ""), os.environ.get("AWS_REGION_INPUT", "")
+    _log("assume", role=role, region=region)
+    found = re.fullmatch(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)", role)
+    if found is None or not region:
+        _fail("assume", f"role-to-assume {role!r} is not a role ARN, or aws-region is empty")
+    account, name = found.groups()
+    iam = _admin(account).client("iam", endpoint_url=os.environ["REHEARSAL_MOTO"], region_name=region)
+    try:
+        iam.get_role(RoleName=name)
+    except iam.exceptions.NoSuchEntityException:
+        _fail("assume", f"Could not assume role with OIDC: {role} does not exist in account {account}")
+    sts = boto3.client("sts", region_name=region, endpoint_url=os.environ["REHEARSAL_MOTO"],
+                       aws_access_key_id="oidc", aws_secret_access_key="oidc")
+    credentials = sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="GitHubActions",
+                                                    WebIdentityToken="rehearsal")["Credentials"]
+    with open(os.environ["GITHUB_ENV"], "a", encoding="utf-8") as env:
+        for key, value in (("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"]),
+                           ("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"]),
+                           ("AWS_SESSION_TOKEN", credentials["SessionToken"]), ("AWS_REGION", region),
+                           ("AWS_DEFAULT_REGION", region), ("AWS_ENDPOINT_URL", os.environ["REHEARSAL_MOTO"])):
+            env.write(f"{key}={value}\n")
+
+
+def _state(name: str) -> Path:
+    """Per job, as a runner's Docker daemon is."""
+    return Path(os.environ["RUNNER_TEMP"]) / "docker" / name
+
+
+def docker(args: list[str]) -> None:
+    if args[:1] == ["build"]:
+        options, context = args[1:-1], args[-1]
+        tag = options[options.index("--tag") + 1]
+        dockerfile = options[options.index("--file") + 1]
+        platform = options[options.index("--platform") + 1]
+        if not Path(dockerfile).is_file() or not Path(context).is_dir():
+            _fail("docker", f"build: no {dockerfile} or no context {context}")
+        content = hashlib.sha256(platform.encode())
+        for path in sorted(p for p in Path(context).rglob("*") if p.is_file()):
+            content.update(path.as_posix().encode() + path.read_bytes())
+        _log("docker", command="build", tag=tag, platform=platform, context=context,
+             credentials="AWS_ACCESS_KEY_ID" in os.environ)
+        image = _state("images") / hashlib.sha256(tag.encode()).hexdigest()
+        image.parent.mkdir(parents=True, exist_ok=True)
+        image.write_text(json.dumps({"tag": tag, "content": content.hexdigest()}))
+    elif args[:1] == ["login"]:
+        registry = args[-1]
+        if "--password-stdin" not in args or not sys.stdin.read().strip():
+            _fail("docker", f"login {registry}: no password on stdin")
+        _state("logins").mkdir(parents=True, exist_ok=True)
+        (_state("logins") / registry).touch()
+        _log("docker", command="login", registry=registry)
+        print("Login Succeeded")
+    elif args[:1] == ["push"]:
+        _push(args[1])
+    else:
+        _fail("docker", f"the rehearsal's docker does not do {args}")
+
+
+def _push(reference: str) -> None:
+    import boto3
+
+    registry, _, rest = reference.partition("/")
+    repository, _, tag = rest.rpartition(":")
+    host = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com", registry)
+    image = _state("images") / hashlib.sha256(reference.encode()).hexdigest()
+    if host is None:
+        _fail("docker", f"push {reference}: not an ECR registry")
+    if not image.exists():
+        _fail("docker", f"push {reference}: An image does not exist locally with the tag: {reference}")
+    if not (_state("logins") / registry).exists():
+        _fail("docker", f"push {reference}: no basic auth credentials (docker login {registry} first)")
+    content = json.loads(image.read_text())["content"]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"digest": f"sha256:{content}"},
+                           "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1,
+                                       "digest": f"sha256:{hashlib.sha256(content.encode()).hexdigest()}"}]})
+    ecr = boto3.client("ecr", region_name=host[2])  # the job's own credentials and endpoint
+    try:
+        pushed = ecr.put_image(registryId=host[1], repositoryName=repository, imageManifest=manifest,
+                               imageTag=tag)
+    except ecr.exceptions.ClientError as error:
+        _fail("docker", f"push {reference}: {error}")
+    digest = pushed["image"]["imageId"]["imageDigest"]
+    _log("docker", command="push", reference=reference, digest=digest)
+    print(f"{tag}: digest: {digest} size: 1")
+
+
+def gh(args: list[str]) -> None:
+    if not os.environ.get("GH_TOKEN"):
+        _fail("gh", "gh: To use GitHub CLI in a GitHub Actions workflow, set the GH_TOKEN environment variable")
+    if args[:1] != ["api"] or not re.fullmatch(r"repos/[^/]+/[^/]+/git/refs", args[1]):
+        _fail("gh", f"the rehearsal's gh does not do {args}")
+    if args[1] != f"repos/{os.environ['GITHUB_REPOSITORY']}/git/refs":
+        _fail("gh", f"HTTP 404: Not Found ({args[1]})")
+    fields = dict(arg.split("=", 1) for arg in args[2:] if arg != "-f")
+    ref, sha = fields["ref"], fields["sha"]
+    origin = os.environ["REHEARSAL_ORIGIN"]
+    exists = subprocess.run(["git", "rev-parse", "-q", "--verify", ref], cwd=origin, capture_output=True, check=False)
+    if exists.returncode == 0:
+        _fail("gh", f"HTTP 422: Reference already exists ({ref})")
+    _git("update-ref", ref, sha, cwd=origin)
+    _log("gh", ref=ref, sha=sha)
+    print(json.dumps({"ref": ref, "object": {"sha": sha, "type": "commit"}}))
+
+
+def check(tool: str, args: list[str]) -> None:
+    env, region = os.environ.get("PIPEC_ENV", ""), os.environ.get("PIPEC_REGION", "")
+    expected, base_url = os.environ.get("EXPECTED_VERSION", ""), os.environ.get("BASE_URL", "")
+    record = {"command": args, "env": env, "region": region, "expected_version": expected, "base_url": base_url,
+              "credentials": "AWS_ACCESS_KEY_ID" in os.environ}
+    if args == ["ci"]:  # installing the checks' own dependencies
+        _log(tool, **record)
+        return
+    urls = json.loads(os.environ["REHEARSAL_URLS"])
+    if urls.get(f"{env}/{region}") != base_url:
+        _fail(tool, f"BASE_URL {base_url!r} is not the URL of {env} in {region}")
+    account = json.loads(os.environ["REHEARSAL_ACCOUNTS"])[env]
+    cloudformation = _admin(account).client("cloudformation", region_name=region,
+                                            endpoint_url=os.environ["REHEARSAL_MOTO"])
+    prefix = f"{os.environ['REHEARSAL_PROJECT']}-{env}-"
+    running = {stack["StackName"]: {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+               .get("Version") for stack in cloudformation.describe_stacks()["Stacks"]
+               if stack["StackName"].startswith(prefix) and stack["StackName"][len(prefix):]
+               not in ("bootstrap", "network")}
+    record["running"] = running
+    if not running or set(running.values()) != {expected}:
+        _fail(tool, f"{env} {region} runs {running}, not EXPECTED_VERSION {expected!r}")
+    if os.environ.get("REHEARSAL_FAIL_CHECKS") == env:
+        _fail(tool, f"the checks fail on {env} (REHEARSAL_FAIL_CHECKS)")
+    _log(tool, **record)
+
+
+def main(argv: list[str]) -> None:
+    name, args = argv[0], argv[1:]
+    if name == "checkout":
+        checkout()
+    elif name == "setup-python":
+        setup_python()
+    elif name == "assume":
+        assume()
+    elif name == "docker":
+        docker(args)
+    elif name == "gh":
+        gh(args)
+    elif name in ("npm", "pytest"):
+        check(name, args)
+    else:
+        _fail(name, "no such stand-in")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,276 @@
+"""The rehearsal: the example's generated workflows, run by act on this machine against a moto server (see
+tests/rehearsal/rehearse.py). Each scenario asserts what the workflows left behind — the ledger, `pipec status`,
+the tags, the stacks' parameters, what the stand-ins received — not only act's exit code.
+
+The scenarios share one world and run in order inside one test (a release is what the next scenario rolls back);
+a second world holds workflows broken on purpose, one thing per workflow, and each must fail where it broke.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.rehearsal.rehearse import Rehearsal, Run
+
+pytestmark = pytest.mark.slow
+
+RELEASE_JOBS = {"version", "build-api-image", "build-worker-image", "build-jobs-zip", "build-webhooks-zip", "bundle",
+                "deploy-staging", "e2e-staging", "deploy-production", "e2e-production"}
+IMAGES = {"api-image": "api", "worker-image": "worker"}  # artifact -> the service that runs it
+
+
+def _versions(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    return {(row["region"], row["service"]): row["version"] for row in rows}
+
+
+def _calls(run: Run, tool: str, **match: Any) -> list[dict[str, Any]]:
+    return [c for c in run.calls if c["tool"] == tool and all(c.get(k) == v for k, v in match.items())]
+
+
+def _succeeded(run: Run, jobs: set[str]) -> None:
+    assert run.returncode == 0, run.log[-8000:]
+    assert run.results() == {job: {"success"} for job in jobs}
+
+
+def _everywhere(r: Rehearsal, env: str) -> set[str]:
+    return set(_versions(r.status(env)).values())
+
+
+def _release(r: Rehearsal, message: str, change: str, version: str) -> Run:
+    """A commit to main, its release run, and what every release must have done."""
+    (r.app / "services" / "api" / "main.py").write_text(f'print("api: {change}")\n')
+    sha = r.commit(message)
+    run = r.act("release", "push", {"ref": "refs/heads/main", "after": sha})
+    assert f"v{version}" in r.tags()
+    # Every checkout keeps no token; no image is built while AWS credentials are in the environment.
+    assert {c["persist_credentials"] for c in _calls(run, "checkout")} == {"false"}
+    assert {c["sha"] for c in _calls(run, "checkout")} == {sha}
+    assert [c["credentials"] for c in _calls(run, "docker", command="build")] == [False, False]
+    # The build jobs assume the build role only; each deploy job its environment's deploy role.
+    roles = {c["job"]: c["role"] for c in _calls(run, "assume")}
+    assert {roles[job] for job in roles if job.startswith(("build-", "bundle"))} == {
+        f"arn:aws:iam::{r.plan.build_env.account}:role/{r.plan.build_role}"}
+    for env in r.plan.environments:
+        if f"deploy-{env.name}" in roles:
+            assert roles[f"deploy-{env.name}"] == f"arn:aws:iam::{env.account}:role/{env.deploy_role}"
+    return run
+
+
+def _pushed(run: Run) -> dict[str, str]:
+    """Each image artifact and the digest its build job pushed."""
+    return {artifact: c["digest"] for c in _calls(run, "docker", command="push")
+            for artifact in IMAGES if c["reference"].split("/", 1)[1].startswith(f"stigg/{artifact}:")}
+
+
+def _runs_digests(r: Rehearsal, env: str, digests: dict[str, str]) -> None:
+    """Every region of the environment runs each image by the digest its one build pushed."""
+    regions = next(e.regions for e in r.plan.environments if e.name == env)
+    for region in regions:
+        stacks = r.parameters(env, region)
+        for artifact, service in IMAGES.items():
+            assert stacks[f"stigg-{env}-{service}"]["ImageUri"].endswith(f"@{digests[artifact]}"), (env, region)
+
+
+def _release_on_push(r: Rehearsal) -> None:
+    run = _release(r, "feat: the pricing API ships with pipec", "first", "0.1.0")
+    _succeeded(run, RELEASE_JOBS)
+    assert _everywhere(r, "staging") == _everywhere(r, "production") == {"0.1.0"}
+    digests = _pushed(run)
+    assert set(digests) == set(IMAGES)
+    _runs_digests(r, "staging", digests)
+    _runs_digests(r, "production", digests)
+    # The e2e checks ran after each deploy, against each region's URL, expecting the version just deployed.
+    checked = {(c["env"], c["region"], c["base_url"], c["expected_version"], c["credentials"])
+               for c in _calls(run, "npm", command=["run", "test:e2e"])}
+    assert checked == {(env.name, region, env.url_for(region), "0.1.0", False) for env in r.plan.environments
+                       for region in env.regions}
+    history = r.history("production")
+    assert {(row["version"], row["action"]) for row in history} == {("0.1.0", "deploy")}
+
+
+def _sanity_on_schedule(r: Rehearsal) -> None:
+    before = {env.name: r.history(env.name) for env in r.plan.environments}
+    run = r.act("sanity", "schedule", {"schedule": "*/30 * * * *"})
+    _succeeded(run, {"sanity"})
+    assert len(run.jobs) == 3
+    checked = {(c["env"], c["region"], c["expected_version"], c["credentials"]) for c in _calls(run, "pytest")}
+    assert checked == {(env.name, region, "0.1.0", True) for env in r.plan.environments for region in env.regions}
+    assert {c["role"] for c in _calls(run, "assume")} == {f"arn:aws:iam::{env.account}:role/{env.sanity_role}"
+                                                          for env in r.plan.environments}
+    assert {env.name: r.history(env.name) for env in r.plan.environments} == before  # it changed nothing
+
+
+def _pull_requests(r: Rehearsal) -> None:
+    payload = {"pull_request": {"number": 7, "head": {"ref": "tune"}, "base": {"ref": "main"}}}
+    # A hand-edited generated file fails the check.
+    r.switch("tune", start="main")
+    workflow = r.app / r.plan.workflows_dir / "release.yml"
+    workflow.write_text(workflow.read_text().replace("timeout-minutes: 60", "timeout-minutes: 600", 1))
+    r.commit("chore: a longer deploy timeout, by hand", branch="tune")
+    failed = r.act("pull-request", "pull_request", payload)
+    assert failed.returncode != 0 and failed.results() == {"check": {"failure"}}
+    assert "do not match pipeline.yaml" in failed.log
+    # The same change made in pipeline.yaml and rebuilt passes.
+    r.switch("tune", start="main")
+    spec = r.app / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace("staging:    {cpu: 256, memory: 512, min: 1, max: 2}",
+                                             "staging:    {cpu: 512, memory: 1024, min: 1, max: 2}", 1))
+    r.pipec("build")
+    r.commit("chore: more cpu in staging", branch="tune")
+    passed = r.act("pull-request", "pull_request", payload)
+    _succeeded(passed, {"check"})
+    r.switch("main")
+
+
+def _second_release(r: Rehearsal) -> dict[str, str]:
+    run = _release(r, "fix: a faster price lookup", "second", "0.1.1")
+    _succeeded(run, RELEASE_JOBS)
+    assert _everywhere(r, "staging") == _everywhere(r, "production") == {"0.1.1"}
+    digests = _pushed(run)
+    _runs_digests(r, "production", digests)
+    return digests
+
+
+def _rollbacks(r: Rehearsal, first: dict[str, str]) -> None:
+    run = r.act("rollback", "workflow_dispatch",
+                {"inputs": {"environment": "production", "service": "all", "version": "previous"}})
+    _succeeded(run, {"inputs", "rollback-production"})
+    assert _everywhere(r, "production") == {"0.1.0"} and _everywhere(r, "staging") == {"0.1.1"}
+    _runs_digests(r, "production", first)
+    newest = {(row["region"], row["service"]): row for row in r.history("production")
+              if row["action"] == "rollback"}
+    assert {row["version"] for row in newest.values()} == {"0.1.0"} and len(newest) == len(r.status("production"))
+
+    run = r.act("rollback", "workflow_dispatch",
+                {"inputs": {"environment": "staging", "service": "api", "version": "0.1.0"}})
+    _succeeded(run, {"inputs", "rollback-staging"})
+    assert {service: version for (_, service), version in _versions(r.status("staging")).items()} == {
+        "api": "0.1.0", "worker": "0.1.1", "usage-report": "0.1.1", "webhooks": "0.1.1"}
+
+    bad = r.act("rollback", "workflow_dispatch",
+                {"inputs": {"environment": "production", "service": "all", "version": "1.0; rm -rf /"}})
+    assert bad.returncode != 0 and bad.results() == {"inputs": {"failure"}}
+
+
+def _failed_e2e_in_staging(r: Rehearsal) -> None:
+    production = r.status("production")
+    (r.app / "services" / "worker" / "main.py").write_text('print("worker: third")\n')
+    sha = r.commit("feat: usage-based plans")
+    run = r.act("release", "push", {"ref": "refs/heads/main", "after": sha}, env={"REHEARSAL_FAIL_CHECKS": "staging"})
+    assert run.returncode != 0
+    results = run.results()
+    assert results["e2e-staging"] == {"failure"} and results["deploy-staging"] == {"success"}
+    assert "deploy-production" not in results or results["deploy-production"] == {"skipped"}
+    assert _everywhere(r, "staging") == {"0.2.0"}
+    assert r.status("production") == production  # production untouched
+
+
+def _machine() -> tuple[list[str], str]:
+    """What the rehearsal must leave as it found it: HOME (and its caches) and the system Python's packages."""
+    home = Path.home()
+    seen = sorted(str(p.relative_to(home)) for folder in (home, home / ".cache", home / ".config") if folder.is_dir()
+                  for p in folder.iterdir())
+    system = subprocess.run([sys._base_executable, "-m", "pip", "list", "--format=freeze"],  # type: ignore[attr-defined]
+                            capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]}).stdout
+    return seen, system
+
+
+def test_the_pipeline_rehearsed_from_the_first_release_to_rollbacks() -> None:
+    before = _machine()
+    with Rehearsal() as r:
+        root = r.root
+        _release_on_push(r)
+        first = {artifact: r.parameters("production", "us-east-1")[f"stigg-production-{service}"]["ImageUri"]
+                 .rsplit("@", 1)[1] for artifact, service in IMAGES.items()}
+        _sanity_on_schedule(r)
+        _pull_requests(r)
+        _second_release(r)
+        _rollbacks(r, first)
+        _failed_e2e_in_staging(r)
+    assert not root.exists()
+    assert _machine() == before
+
+
+def _edit(templates: Path, name: str, old: str, new: str) -> None:
+    path = templates / "github" / f"{name}.yml.j2"
+    text = path.read_text()
+    assert text.count(old) == 1, (name, old)
+    path.write_text(text.replace(old, new))
+
+
+def _wrong_roles_and_a_missing_need(templates: Path) -> None:
+    """One bug per workflow in pipec's templates."""
+    # release: the deploy jobs no longer need `version`, so they read an empty version
+    _edit(templates, "release", "    needs:\n      - version\n      - {{ env.needs }}",
+          "    needs:\n      - {{ env.needs }}")
+    # rollback: a deploy role that does not exist
+    _edit(templates, "rollback", "env.role_arn(env.deploy_role)", "env.role_arn(env.deploy_role ~ '-old')")
+    # sanity: every environment's sanity role looked for in the first environment's account
+    _edit(templates, "sanity", "role: {{ env.role_arn(env.sanity_role) | gy }}",
+          "role: {{ plan.environments[0].role_arn(env.sanity_role) | gy }}")
+    # pull-request: the base branch is not fetched, so there is nothing to diff against
+    _edit(templates, "pull-request", "{{ steps.checkout(fetch_depth=0) }}", "{{ steps.checkout() }}")
+
+
+def test_each_workflow_with_a_bug_fails_where_it_broke() -> None:
+    with Rehearsal(edit_templates=_wrong_roles_and_a_missing_need) as r:
+        release = r.act("release", "push", {"ref": "refs/heads/main"})
+        assert release.returncode != 0
+        results = release.results()
+        assert {job: results[job] for job in ("version", "bundle", "deploy-staging")} == {
+            "version": {"success"}, "bundle": {"success"}, "deploy-staging": {"failure"}}
+        assert "e2e-staging" not in results and "deploy-production" not in results
+        assert _everywhere(r, "staging") == _everywhere(r, "production") == {"-"}  # nothing deployed
+
+        rollback = r.act("rollback", "workflow_dispatch",
+                         {"inputs": {"environment": "production", "service": "all", "version": "previous"}})
+        assert rollback.results()["rollback-production"] == {"failure"}
+        assert any("stigg-production-deploy-old does not exist" in c.get("failed", "") for c in rollback.calls)
+
+        sanity = r.act("sanity", "schedule", {"schedule": "*/30 * * * *"})
+        # staging has nothing deployed (pipec status fails, and so does the job, before any check runs);
+        # production's two regions cannot even assume their role
+        assert [job.result for job in sanity.jobs] == ["failure"] * 3 and not _calls(sanity, "pytest")
+        assert sorted(c.get("failed", "") for c in _calls(sanity, "assume") if "failed" in c) == [
+            "Could not assume role with OIDC: arn:aws:iam::111111111111:role/stigg-production-sanity does not exist "
+            "in account 111111111111"] * 2
+
+        r.switch("tune", start="main")
+        r.commit("chore: nothing", branch="tune")
+        pull = r.act("pull-request", "pull_request",
+                     {"pull_request": {"number": 8, "head": {"ref": "tune"}, "base": {"ref": "main"}}})
+        assert pull.results() == {"check": {"failure"}}
+
+
+def _renamed_output(templates: Path) -> None:
+    # release: each build job's digest output under another name than the bundle job reads
+    _edit(templates, "release", '      digest: {{ gh("steps.publish.outputs.digest") }}',
+          '      image-digest: {{ gh("steps.publish.outputs.digest") }}')
+
+
+def test_a_renamed_output_stops_the_release_before_anything_is_published() -> None:
+    with Rehearsal(edit_templates=_renamed_output) as r:
+        release = r.act("release", "push", {"ref": "refs/heads/main"})
+        results = release.results()
+        assert release.returncode != 0 and results["bundle"] == {"failure"}, results
+        assert all(results[job] == {"success"} for job in results if job.startswith("build-"))
+        assert "deploy-staging" not in results
+        assert _everywhere(r, "staging") == {"-"}
+
+
+def test_the_rehearsal_reads_the_workflows_it_is_given() -> None:
+    """The stand-ins replace exactly the actions the workflows pin, by the same commit."""
+    from tests.rehearsal.rehearse import HERE, STAND_INS
+
+    workflows = Path(__file__).parent.parent / "generated" / "workflows"
+    used = {m for p in workflows.glob("*.yml") for m in re.findall(r"uses: ([\w.-]+/[\w.-]+)@[0-9a-f]{40}",
+                                                                     p.read_text())}
+    assert used == set(STAND_INS)
+    assert all((HERE / "actions" / folder / "action.yml").is_file() for folder in STAND_INS.values())

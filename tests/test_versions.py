@@ -78,6 +78,23 @@ def test_only_commits_since_the_last_release_count(repo: Path) -> None:
     assert _next(repo) == "2.0.1"
 
 
+def test_a_commit_a_release_already_names_is_that_release(repo: Path) -> None:
+    """A rerun of a release workflow on its own commit gets its version again, never the next one."""
+    _git(repo, "tag", "v1.0.0")
+    _commit(repo, "feat: a")
+    _git(repo, "tag", "v1.1.0")
+    _git(repo, "tag", "v1.1.0-rc.1")  # not a release
+    _git(repo, "tag", "w9.0.0")  # not this prefix
+    assert _next(repo) == "1.1.0"
+    _git(repo, "tag", "v1.0.1")  # two releases name one commit: the highest
+    assert _next(repo) == "1.1.0"
+    _git(repo, "checkout", "-q", "v1.0.0")
+    assert _next(repo) == "1.0.0"  # an older release's own commit is that release, not a new one
+    _git(repo, "checkout", "-q", "main")
+    _commit(repo, "fix: b")
+    assert _next(repo) == "1.1.1"
+
+
 def test_the_spec_prefix_and_initial_version_are_used(repo: Path) -> None:
     spec = repo / "pipeline.yaml"
     spec.write_text(spec.read_text().replace("tag_prefix: v ", "tag_prefix: release- ").replace(

@@ -208,6 +208,9 @@ class Rehearsal:
         self._git("push", "-q", str(self.origin), f"+HEAD:refs/heads/{branch}")
         return self._git("rev-parse", "HEAD")
 
+    def head(self) -> str:
+        return self._git("rev-parse", "HEAD")
+
     def switch(self, branch: str, start: str | None = None) -> None:
         """Check out a branch of the app (made, or reset, at `start` when given)."""
         self._git("checkout", "-q", *(["-B", branch, start] if start else [branch]))

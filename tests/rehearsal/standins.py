@@ -11,7 +11,8 @@ the workflows did, and fails as the real thing would when what it receives is wr
   from moto's STS, for the role's own account (the role must exist there), and AWS_ENDPOINT_URL at moto.
 - docker: build records the image (its digest made from the context's files), login checks the password
   ECR gave, push puts the image into moto's ECR with the job's credentials (an immutable tag stays refused).
-- gh: `gh api .../git/refs` creates the tag in the origin repository (GitHub refuses an existing one).
+- gh: `gh api` reads a tag of the origin repository (404 when missing) or creates one (GitHub refuses an
+  existing one with 422).
 - check: the team's e2e and sanity commands: BASE_URL is the environment's URL, and every service stack there
   runs EXPECTED_VERSION. `REHEARSAL_FAIL_CHECKS=<env>` makes them fail in that environment.
 """
@@ -176,17 +177,32 @@ def _push(reference: str) -> None:
 
 
 def gh(args: list[str]) -> None:
+    """`gh api` for the two calls the release workflow makes: read a tag (GET .../git/ref/tags/T, 404 when
+    missing) and create one (POST .../git/refs, 422 when it exists), against the origin repository."""
     if not os.environ.get("GH_TOKEN"):
         _fail("gh", "gh: To use GitHub CLI in a GitHub Actions workflow, set the GH_TOKEN environment variable")
-    if args[:1] != ["api"] or not re.fullmatch(r"repos/[^/]+/[^/]+/git/refs", args[1]):
+    found = re.fullmatch(r"repos/([^/]+/[^/]+)/git/(refs|ref/tags/(.+))", args[1]) if args[:1] == ["api"] else None
+    if found is None:
         _fail("gh", f"the rehearsal's gh does not do {args}")
-    if args[1] != f"repos/{os.environ['GITHUB_REPOSITORY']}/git/refs":
+    if found[1] != os.environ["GITHUB_REPOSITORY"]:
         _fail("gh", f"HTTP 404: Not Found ({args[1]})")
+    origin = os.environ["REHEARSAL_ORIGIN"]
+
+    def sha_of(ref: str) -> str | None:
+        done = subprocess.run(["git", "rev-parse", "-q", "--verify", ref], cwd=origin, capture_output=True,
+                              text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    if found[3] is not None:  # read a tag
+        sha = sha_of(f"refs/tags/{found[3]}")
+        _log("gh", read=f"refs/tags/{found[3]}", found=sha)
+        if sha is None:
+            _fail("gh", "gh: Not Found (HTTP 404)")
+        print(sha if args[2:] == ["--jq", ".object.sha"] else json.dumps({"object": {"sha": sha}}))
+        return
     fields = dict(arg.split("=", 1) for arg in args[2:] if arg != "-f")
     ref, sha = fields["ref"], fields["sha"]
-    origin = os.environ["REHEARSAL_ORIGIN"]
-    exists = subprocess.run(["git", "rev-parse", "-q", "--verify", ref], cwd=origin, capture_output=True, check=False)
-    if exists.returncode == 0:
+    if sha_of(ref) is not None:
         _fail("gh", f"HTTP 422: Reference already exists ({ref})")
     _git("update-ref", ref, sha, cwd=origin)
     _log("gh", ref=ref, sha=sha)

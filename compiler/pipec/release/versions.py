@@ -1,7 +1,8 @@
 """Release versions from git: the last release tag and the next version from conventional commits.
 
 fix (and anything else) -> patch, feat -> minor, `!` or a BREAKING CHANGE footer -> major; the spec's
-initial version when no release tag exists yet. Pre-release and non-semver tags are not releases.
+initial version when no release tag exists yet. Pre-release and non-semver tags are not releases. A commit that a
+release tag already names is that release (a rerun of its workflow gets the same version, not the next one).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _BREAKING = re.compile(r"^BREAKING[ -]CHANGE: ", re.MULTILINE)
 class Versions:
     current: str | None  # the last release, without the tag prefix
     next: str
-    bump: str  # initial | major | minor | patch
+    bump: str  # initial | major | minor | patch | released (HEAD is already that release)
     commits: int
 
 
@@ -48,6 +49,10 @@ def compute(prefix: str, initial: str, repo: Path) -> Versions:
     tags = releases(prefix, repo)
     if not tags:
         return Versions(None, initial, "initial", _count(repo))
+    at_head = set(git("tag", "--points-at", "HEAD", "--list", f"{prefix}*", cwd=repo).split())
+    released = [v for v in tags if names.tag(prefix, v) in at_head]  # highest first
+    if released:
+        return Versions(released[0], released[0], "released", 0)
     current = tags[0]
     messages = git("log", f"{names.tag(prefix, current)}..HEAD", "--format=%B%x00", cwd=repo).split("\x00")
     messages = [m.strip() for m in messages if m.strip()]

@@ -11,7 +11,7 @@ kept is pip's download cache under build/ in the repository.
 What act does not do, and where it is covered instead: environment protection rules and `concurrency` (act
 ignores both); GitHub's OIDC token and the roles' trust conditions (the stand-in assumes any existing role:
 tests/test_workflows.py checks each job's subject against the role's trust); the runner's Python version (the
-stand-in's interpreter is the one running this, 3.11, where the workflows ask for 3.12).
+stand-in's interpreter is the one running the rehearsal, where the workflows ask for 3.12).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ tests/rehearsal/rehearse.py). Each scenario asserts what the workflows left behi
 the tags, the stacks' parameters, what the stand-ins received — not only act's exit code.
 
 The scenarios share one world and run in order inside one test (a release is what the next scenario rolls back);
-a second world holds workflows broken on purpose, one thing per workflow, and each must fail where it broke.
+at the end, each workflow broken one way on purpose must fail where it broke.
 """
 
 from __future__ import annotations
@@ -209,75 +209,61 @@ def test_the_pipeline_rehearsed_from_the_first_release_to_rollbacks() -> None:
         _rerun(r, second)
         _rollbacks(r, first)
         _failed_e2e_in_staging(r)
+        _broken_workflows(r)
     assert not root.exists()
     assert _machine() == before
 
 
-def _edit(templates: Path, name: str, old: str, new: str) -> None:
-    path = templates / "github" / f"{name}.yml.j2"
-    text = path.read_text()
-    assert text.count(old) == 1, (name, old)
-    path.write_text(text.replace(old, new))
+def _edited(r: Rehearsal, name: str, old: str, new: str) -> str:
+    """A generated workflow with one thing broken on purpose (what act runs; the commit stays as built)."""
+    text = (r.app / r.plan.workflows_dir / f"{name}.yml").read_text()
+    assert old in text, (name, old)
+    return text.replace(old, new)
 
 
-def _wrong_roles_and_a_missing_need(templates: Path) -> None:
-    """One bug per workflow in pipec's templates."""
-    # release: the deploy jobs no longer need `version`, so they read an empty version
-    _edit(templates, "release", "    needs:\n      - version\n      - {{ env.needs }}",
-          "    needs:\n      - {{ env.needs }}")
-    # rollback: a deploy role that does not exist
-    _edit(templates, "rollback", "env.role_arn(env.deploy_role)", "env.role_arn(env.deploy_role ~ '-old')")
-    # sanity: every environment's sanity role looked for in the first environment's account
-    _edit(templates, "sanity", "role: {{ env.role_arn(env.sanity_role) | gy }}",
-          "role: {{ plan.environments[0].role_arn(env.sanity_role) | gy }}")
-    # pull-request: the base branch is not fetched, so there is nothing to diff against
-    _edit(templates, "pull-request", "{{ steps.checkout(fetch_depth=0) }}", "{{ steps.checkout() }}")
-
-
-def test_each_workflow_with_a_bug_fails_where_it_broke() -> None:
-    with Rehearsal(edit_templates=_wrong_roles_and_a_missing_need) as r:
-        release = r.act("release", "push", {"ref": "refs/heads/main"})
-        assert release.returncode != 0
-        results = release.results()
-        assert {job: results[job] for job in ("version", "bundle", "deploy-staging")} == {
-            "version": {"success"}, "bundle": {"success"}, "deploy-staging": {"failure"}}
-        assert "e2e-staging" not in results and "deploy-production" not in results
-        assert _everywhere(r, "staging") == _everywhere(r, "production") == {"-"}  # nothing deployed
-
-        rollback = r.act("rollback", "workflow_dispatch",
-                         {"inputs": {"environment": "production", "service": "all", "version": "previous"}})
-        assert rollback.results()["rollback-production"] == {"failure"}
-        assert any("stigg-production-deploy-old does not exist" in c.get("failed", "") for c in rollback.calls)
-
-        sanity = r.act("sanity", "schedule", {"schedule": "*/30 * * * *"})
-        # staging has nothing deployed (pipec status fails, and so does the job, before any check runs);
-        # production's two regions cannot even assume their role
-        assert [job.result for job in sanity.jobs] == ["failure"] * 3 and not _calls(sanity, "pytest")
-        assert sorted(c.get("failed", "") for c in _calls(sanity, "assume") if "failed" in c) == [
-            "Could not assume role with OIDC: arn:aws:iam::111111111111:role/stigg-production-sanity does not exist "
-            "in account 111111111111"] * 2
-
-        r.switch("tune", start="main")
-        r.commit("chore: nothing", branch="tune")
-        pull = r.act("pull-request", "pull_request",
-                     {"pull_request": {"number": 8, "head": {"ref": "tune"}, "base": {"ref": "main"}}})
-        assert pull.results() == {"check": {"failure"}}
-
-
-def _renamed_output(templates: Path) -> None:
-    # release: each build job's digest output under another name than the bundle job reads
-    _edit(templates, "release", '      digest: {{ gh("steps.publish.outputs.digest") }}',
-          '      image-digest: {{ gh("steps.publish.outputs.digest") }}')
-
-
-def test_a_renamed_output_stops_the_release_before_anything_is_published() -> None:
-    with Rehearsal(edit_templates=_renamed_output) as r:
-        release = r.act("release", "push", {"ref": "refs/heads/main"})
-        results = release.results()
-        assert release.returncode != 0 and results["bundle"] == {"failure"}, results
-        assert all(results[job] == {"success"} for job in results if job.startswith("build-"))
-        assert "deploy-staging" not in results
-        assert _everywhere(r, "staging") == {"-"}
+def _broken_workflows(r: Rehearsal) -> None:
+    """Each workflow broken one way fails where it broke, and changes nothing it should not."""
+    staging, production = r.status("staging"), r.status("production")
+    # release, a missing `needs`: deploy-staging no longer needs `version`, so it reads an empty version
+    run = r.act("release", "push", {"ref": "refs/heads/main"},
+                text=_edited(r, "release", "    needs:\n      - version\n      - bundle\n",
+                             "    needs:\n      - bundle\n"))
+    results = run.results()
+    assert run.returncode != 0 and results["bundle"] == {"success"} and results["deploy-staging"] == {"failure"}
+    assert "e2e-staging" not in results and r.status("staging") == staging
+    # release, an output renamed: the bundle job reads digests no build job sets
+    run = r.act("release", "push", {"ref": "refs/heads/main"},
+                text=_edited(r, "release", "      digest: ${{ steps.publish.outputs.digest }}",
+                             "      image-digest: ${{ steps.publish.outputs.digest }}"))
+    results = run.results()
+    assert run.returncode != 0 and results["bundle"] == {"failure"} and "deploy-staging" not in results
+    assert all(results[job] == {"success"} for job in results if job.startswith("build-"))
+    # rollback, a wrong role ARN
+    run = r.act("rollback", "workflow_dispatch",
+                {"inputs": {"environment": "production", "service": "all", "version": "previous"}},
+                text=_edited(r, "rollback", "role/stigg-production-deploy", "role/stigg-production-deploy-old"))
+    assert run.results()["rollback-production"] == {"failure"}
+    assert any("stigg-production-deploy-old does not exist" in c.get("failed", "") for c in run.calls)
+    assert r.status("production") == production
+    # sanity, production's role looked up in staging's account: production's two jobs fail at assume
+    run = r.act("sanity", "schedule", {"schedule": "*/30 * * * *"},
+                text=_edited(r, "sanity", "arn:aws:iam::222222222222:role/stigg-production-sanity",
+                             "arn:aws:iam::111111111111:role/stigg-production-sanity"))
+    # (act reports every leg of a matrix as failed once one fails, so the legs are told apart by what ran)
+    assert run.returncode != 0 and [job.result for job in run.jobs] == ["failure"] * 3
+    assert [(c["env"], "failed" in c) for c in _calls(run, "pytest")] == [("staging", False)]
+    assert [c["failed"] for c in _calls(run, "assume") if "failed" in c] == [
+        "Could not assume role with OIDC: arn:aws:iam::111111111111:role/stigg-production-sanity does not exist "
+        "in account 111111111111"] * 2
+    # pull-request, the base branch not fetched: nothing to diff against
+    r.switch("tune", start="main")
+    r.commit("chore: nothing", branch="tune")
+    run = r.act("pull-request", "pull_request", {"pull_request": {"number": 8, "head": {"ref": "tune"},
+                                                                  "base": {"ref": "main"}}},
+                text=_edited(r, "pull-request", "          fetch-depth: 0\n", ""))
+    assert run.results() == {"check": {"failure"}}
+    r.switch("main")
+    assert r.status("staging") == staging and r.status("production") == production
 
 
 def test_the_rehearsal_reads_the_workflows_it_is_given() -> None:

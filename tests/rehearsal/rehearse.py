@@ -65,10 +65,10 @@ def served(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def build_wheel(dist: Path, source: Path = REPO) -> Path:
-    """pipec's wheel, built from the repository (or a copy of its package sources)."""
+def build_wheel(dist: Path) -> Path:
+    """pipec's wheel, built from the repository."""
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--wheel-dir", str(dist), str(source)], check=True, capture_output=True)
+                    "--wheel-dir", str(dist), str(REPO)], check=True, capture_output=True)
     [wheel] = dist.glob("pipec-*.whl")
     return wheel
 
@@ -108,8 +108,6 @@ class Rehearsal:
     """The throwaway world the workflows run in. Use as a context manager."""
 
     say: Callable[[str], None] = print
-    # Edits pipec's templates before its wheel is built: a bug in pipec, for the tests to break things on purpose.
-    edit_templates: Callable[[Path], None] | None = None
     root: Path = field(init=False)
     _stack: contextlib.ExitStack = field(init=False)
 
@@ -123,7 +121,7 @@ class Rehearsal:
         self.log = self.root / "log" / "calls.jsonl"
         self.moto = self._stack.enter_context(moto_server(skip=tuple(UNSUPPORTED)))
         self.world = World(self.moto)
-        wheel = build_wheel(self.root / "dist", self._source())
+        wheel = build_wheel(self.root / "dist")
         base = self._stack.enter_context(served(self.root / "dist"))
         self.pin = f"pipec @ {base}/{wheel.name}#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}"
         self._base_python()
@@ -171,21 +169,6 @@ class Rehearsal:
         if fetched.returncode != 0:
             raise AssertionError(f"the runtime lock's files: {fetched.stderr[-3000:]}")
         subprocess.run(install, env=env, check=True, capture_output=True)
-
-    def _source(self) -> Path:
-        """What the wheel is built from: the repository, or a copy whose templates the test edited."""
-        if self.edit_templates is None:
-            return REPO
-        source = self.root / "source"
-        source.mkdir()
-        for name in ("pyproject.toml", "README.md", "compiler", "templates"):
-            if (REPO / name).is_dir():
-                shutil.copytree(REPO / name, source / name,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            else:
-                shutil.copy(REPO / name, source / name)
-        self.edit_templates(source / "templates")
-        return source
 
     def _admin_pipec(self, wheel: Path) -> None:
         """The administrator's pipec (bootstrap, build, status): the same wheel the workflows install."""
@@ -259,9 +242,15 @@ class Rehearsal:
         return [f"--local-repository={name}@{sha}={HERE / 'actions' / STAND_INS[name]}" for name, sha in sorted(found)]
 
     def act(self, workflow: str, event: str, payload: dict[str, Any] | None = None, *,
-            env: dict[str, str] | None = None) -> Run:
-        """Run one workflow for one event with act; print one line per job with its result."""
+            env: dict[str, str] | None = None, text: str | None = None) -> Run:
+        """Run one workflow for one event with act; print one line per job with its result. With `text`, act
+        runs that instead of the generated file (a workflow broken on purpose; the checkout stays as committed)."""
         workflows = self.app / self.plan.workflows_dir
+        path = workflows / f"{workflow}.yml"
+        if text is not None:
+            path = self.root / "edited" / f"{workflow}.yml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
         event_file = self.root / "event.json"
         event_file.write_text(json.dumps({"repository": {"full_name": REPOSITORY, "default_branch": "main"},
                                           **(payload or {})}))
@@ -281,7 +270,7 @@ class Rehearsal:
                   "PIP_CACHE_DIR": str(PIP_CACHE), "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(env or {})}
         process_env = {"HOME": str(self.root / "home"), "PATH": f"{HERE / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                        "LANG": "C.UTF-8", "TMPDIR": str(self.root), **values}
-        command = [act, event, "--workflows", str(workflows / f"{workflow}.yml"), "--eventpath", str(event_file),
+        command = [act, event, "--workflows", str(path), "--eventpath", str(event_file),
                    "-P", "ubuntu-24.04=-self-hosted", "--no-skip-checkout", "--concurrent-jobs", "1",
                    "--no-cache-server", "--action-offline-mode", "--action-cache-path", str(self.root / "act"),
                    "--json", "--defaultbranch", "main", "--secret", "GITHUB_TOKEN=rehearsal",

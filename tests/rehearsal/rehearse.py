@@ -209,17 +209,20 @@ class Rehearsal:
             raise AssertionError(f"pipec {' '.join(args)}: {done.stderr}")
         return done
 
+    def account(self, env: str) -> str:
+        return next(e.account for e in self.plan.environments if e.name == env)
+
     def status(self, env: str) -> list[dict[str, Any]]:
-        account = next(e.account for e in self.plan.environments if e.name == env)
+        account = self.account(env)
         return json.loads(self.pipec("status", "--env", env, "--format", "json", account=account).stdout)
 
     def history(self, env: str) -> list[dict[str, Any]]:
-        account = next(e.account for e in self.plan.environments if e.name == env)
+        account = self.account(env)
         return json.loads(self.pipec("history", "--env", env, "--format", "json", account=account).stdout)
 
     def parameters(self, env: str, region: str) -> dict[str, dict[str, str]]:
         """Each service stack's parameters in an environment and region, as CloudFormation holds them."""
-        account = next(e.account for e in self.plan.environments if e.name == env)
+        account = self.account(env)
         cloudformation = self.world.client("cloudformation", account, region)
         prefix = f"{self.plan.project}-{env}-"
         return {stack["StackName"]: {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}

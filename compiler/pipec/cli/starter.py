@@ -9,6 +9,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from pipec.diagnostics import fail
+from pipec.validate.install import COMMIT, SHA256_HEX
 
 # The starter's commented `github.pipec` line, which `write` replaces by the pin it knows.
 _PIN_LINE = re.compile(r"^  # pipec: .*$", re.MULTILINE)
@@ -34,11 +35,11 @@ def installed_pin(distribution: metadata.Distribution | None = None) -> str | No
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         return None
     vcs = record.get("vcs_info") or {}
-    if vcs.get("vcs") == "git" and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", vcs.get("commit_id", "")):
+    if vcs.get("vcs") == "git" and COMMIT.fullmatch(vcs.get("commit_id", "")):
         return f"pipec @ git+{url}@{vcs['commit_id']}"
     archive = record.get("archive_info") or {}
     sha256 = (archive.get("hashes") or {}).get("sha256") or archive.get("hash", "").partition("sha256=")[2]
-    if re.fullmatch(r"[0-9a-f]{64}", sha256 or "") and url.endswith(".whl"):
+    if SHA256_HEX.fullmatch(sha256 or "") and url.endswith(".whl"):
         return f"pipec @ {url}#sha256={sha256}"
     return None
 

@@ -15,8 +15,8 @@ import re
 # PEP 508's `name @ url` (spaces optional), or a URL alone.
 _DIRECT = re.compile(r"(?:(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*) ?@ ?)?(?P<url>[a-z][a-z0-9+.-]*://[^#]+)(?:#(?P<fragment>.*))?")
 _BY_NAME = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?P<versions>[=<>!~][^@]*)?")
-_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names, in full
-_SHA256 = re.compile(r"sha256=[0-9a-f]{64}")
+COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names, in full
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # A wheel's file name: name-version(-build)?-python-abi-platform.whl (PEP 427).
 _WHEEL = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(?:-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl")
 _SOURCE = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
@@ -60,7 +60,7 @@ def problem(requirement: str, version: str, *, default: bool = False) -> str | N
         return f"`{requirement}` does not end in a wheel's file name (pipec-VERSION-py3-none-any.whl)"
     if _canonical(wheel["name"]) != "pipec":
         return f"`{requirement}` is a wheel of {wheel['name']}, not of pipec"
-    if not any(_SHA256.fullmatch(part) for part in fragment.split("&")):
+    if not any(part.startswith("sha256=") and SHA256_HEX.fullmatch(part[7:]) for part in fragment.split("&")):
         return (f"`{requirement}` has no #sha256= of the wheel: every job installs whatever the URL serves when "
                 "it runs, and then assumes an AWS role with it")
     return _other_version(requirement, wheel["version"], version)
@@ -73,7 +73,7 @@ def _git(requirement: str, url: str, scheme: str) -> str | None:
     revision = path.rsplit("@", 1)[1] if "@" in path.split("/", 1)[-1] else None
     if revision is None:
         return f"`{requirement}` names no revision: every job installs whatever the default branch holds then"
-    if not _COMMIT.fullmatch(revision):
+    if not COMMIT.fullmatch(revision):
         return (f"`{requirement}` names {revision}, which can be moved to other code: every job installs what it "
                 "points at when the job runs")
     return None

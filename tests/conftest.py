@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "pipeline.yaml"
 SPECS = REPO / "tests" / "specs"
 BIN = Path(sys.executable).parent
+# pipec's template cache, for the tests and every pipec they start: inside the repository, never in ~/.cache
+os.environ.setdefault("PIPEC_CACHE_DIR", str(REPO / "build" / "test-cache"))
 
 
 @pytest.fixture(autouse=True)

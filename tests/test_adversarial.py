@@ -56,7 +56,7 @@ def test_a_symbolic_link_out_of_the_repository_is_refused(workdir: Path,
     _spec(workdir, "workflows_dir: generated/workflows", "workflows_dir: .github/workflows")
     result = cli("build", "pipeline.yaml", cwd=workdir)
     assert result.exit_code == 1
-    assert "error[PC506]: .github/workflows/pull-request.yml would be written to" in result.stderr
+    assert "error[PC506]: .github/workflows/deploy-production.yml would be written to" in result.stderr
     assert list(outside.iterdir()) == []
     assert not (workdir / "generated").exists()
 

@@ -100,6 +100,14 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         # Deploying what is deployed does nothing, and says so.
         again = _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.1.0", "--service", "api"))
         assert "[staging us-east-1 api] 1.1.0 is already deployed; nothing to do" in again
+        # A deploy never goes back (an old release's run approved or re-run late): that is a rollback, by name.
+        back = run(STAGING, "deploy", "--env", "staging", "--version", "1.0.0")
+        assert back.exit_code == 4
+        assert back.stderr.startswith(
+            "pipec: error[PC620]: api in staging us-east-1 runs 1.1.0, newer than 1.0.0: a deploy never goes back, "
+            "so nothing was changed\nhint: to run 1.0.0 there on purpose: pipec rollback --env staging --region "
+            "us-east-1 --service api --to 1.0.0 (the rollback workflow)\n")
+        assert {row["version"] for row in _status(run, STAGING, "staging").values()} == {"1.1.0"}
 
         # Production ran only 1.1.0: 1.0.0 ran in staging, never here, so it is no "previous" of production.
         refused = run(PRODUCTION, "rollback", "--env", "production", "--to", "previous")

@@ -173,8 +173,8 @@ def test_workflows_outside_generated_are_owned_too(workdir: Path) -> None:
     _build(workdir)
     assert (workdir / ".github" / "workflows" / "release.yml").exists()
     manifest = json.loads((workdir / "generated" / "manifest.json").read_text())
-    assert sorted(manifest["external"]) == [f".github/workflows/{n}.yml" for n in
-                                            ("pull-request", "release", "rollback", "sanity")]
+    names = ("deploy-production", "deploy-staging", "pull-request", "release", "rollback", "sanity")
+    assert sorted(manifest["external"]) == [f".github/workflows/{n}.yml" for n in names]
     release = workdir / ".github" / "workflows" / "release.yml"
     release.write_text(release.read_text() + "# edited\n")
     assert "edited   .github/workflows/release.yml" in cli("check", "pipeline.yaml", cwd=workdir).stderr
@@ -401,7 +401,8 @@ def test_a_preview_with_output_writes_nothing_beside_the_spec(tmp_path: Path) ->
     assert cli("build", "pipeline.yaml", "--output", "preview", cwd=tmp_path).exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.yaml", "preview"]
     assert sorted(p.name for p in (preview / ".github" / "workflows").iterdir()) == [
-        "pull-request.yml", "release.yml", "rollback.yml", "sanity.yml"]
+        "deploy-production.yml", "deploy-staging.yml", "pull-request.yml", "release.yml", "rollback.yml",
+        "sanity.yml"]
     assert (preview / "cloudformation" / "bootstrap.yaml").exists()
     assert cli("check", "pipeline.yaml", "--output", "preview", cwd=tmp_path).exit_code == 0
     same = cli("diff", "pipeline.yaml", "--output", "preview", cwd=tmp_path)

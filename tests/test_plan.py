@@ -102,8 +102,10 @@ def test_alarms_say_what_they_watch() -> None:
 
 def test_the_release_workflow_jobs_follow_promotion_order() -> None:
     staging, production = PLAN.environments
-    assert (staging.needs, staging.deploy_job, staging.e2e_job) == ("bundle", "deploy-staging", "e2e-staging")
-    assert production.needs == "e2e-staging"
+    assert (staging.needs, staging.stage_job, staging.deploy_job, staging.e2e_job) == (
+        "bundle", "promote-staging", "deploy-staging", "e2e-staging")
+    assert (staging.stage_workflow, staging.stage_group) == ("deploy-staging.yml", "stigg-deploy-staging")
+    assert production.needs == "promote-staging"
     assert [a.job for a in PLAN.artifacts] == ["build-api-image", "build-worker-image", "build-jobs-zip",
                                                "build-webhooks-zip"]
 

@@ -22,7 +22,7 @@ from tests.rehearsal.rehearse import Rehearsal, Run
 pytestmark = pytest.mark.slow
 
 RELEASE_JOBS = {"version", "build-api-image", "build-worker-image", "build-jobs-zip", "build-webhooks-zip", "bundle",
-                "deploy-staging", "e2e-staging", "deploy-production", "e2e-production"}
+                "deploy-staging", "e2e-staging", "deploy-production", "e2e-production", "summary"}
 IMAGES = {"api-image": "api", "worker-image": "worker"}  # artifact -> the service that runs it
 
 
@@ -111,7 +111,7 @@ def _pull_requests(r: Rehearsal) -> None:
     payload = {"pull_request": {"number": 7, "head": {"ref": "tune"}, "base": {"ref": "main"}}}
     # A hand-edited generated file fails the check.
     r.switch("tune", start="main")
-    workflow = r.app / r.plan.workflows_dir / "release.yml"
+    workflow = r.app / r.plan.workflows_dir / "deploy-staging.yml"
     workflow.write_text(workflow.read_text().replace("timeout-minutes: 60", "timeout-minutes: 600", 1))
     r.commit("chore: a longer deploy timeout, by hand", branch="tune")
     failed = r.act("pull-request", "pull_request", payload)
@@ -192,7 +192,10 @@ def _machine() -> tuple[list[str], str]:
     seen = sorted(str(p.relative_to(home)) for folder in (home, home / ".cache", home / ".config") if folder.is_dir()
                   for p in folder.iterdir())
     system = subprocess.run([sys._base_executable, "-m", "pip", "list", "--format=freeze"],  # type: ignore[attr-defined]
-                            capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]}).stdout
+                            capture_output=True, text=True, check=False,
+                            # no version check: pip would write its answer to ~/.cache/pip, the very place looked at
+                            env={"PATH": os.environ["PATH"], "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                                 "PIP_NO_CACHE_DIR": "1"}).stdout
     return seen, system
 
 
@@ -224,7 +227,7 @@ def _edited(r: Rehearsal, name: str, old: str, new: str) -> str:
 def _broken_workflows(r: Rehearsal) -> None:
     """Each workflow broken one way fails where it broke, and changes nothing it should not."""
     staging, production = r.status("staging"), r.status("production")
-    # release, a missing `needs`: deploy-staging no longer needs `version`, so it reads an empty version
+    # release, a missing `needs`: promote-staging no longer needs `version`, so it passes an empty version on
     run = r.act("release", "push", {"ref": "refs/heads/main"},
                 text=_edited(r, "release", "    needs:\n      - version\n      - bundle\n",
                              "    needs:\n      - bundle\n"))

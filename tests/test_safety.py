@@ -76,7 +76,7 @@ _GROUP = "deployment group DeploymentGroup must be BLUE_GREEN with traffic contr
 _CONTROLLER = ("ECS service Service must use the ECS deployment controller, or its circuit breaker and alarms are "
                "ignored")
 _ROLLBACK = "ECS service Service must roll back on its circuit breaker and on its alarms"
-_TRUST = "role DeployRole must trust GitHub only with aud=sts.amazonaws.com and one exact sub"
+_TRUST = "role DeployRole must trust GitHub only with aud=sts.amazonaws.com and exact subs"
 EXPECTED = {  # what each guard says, by the first words of the case
     "alias on": _VERSION, "version": _VERSION, "alias not shifted": "alias LiveAlias is not shifted by CodeDeploy",
     "no deployment group": "a Lambda service has no CodeDeploy deployment group", "PC302": _GROUP,
@@ -147,6 +147,12 @@ GUARD_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("no subject", _set(_deploy_trust, "Condition", {"StringEquals": {_AUD: "sts.amazonaws.com"}}), "PC305"),
     ("a wildcard in the subject", _set(_deploy_trust, "Condition", {"StringEquals": {
         _AUD: "sts.amazonaws.com", _SUB: "repo:stiggio/pricing-api:environment:*"}}), "PC305"),
+    ("a wildcard in one of the subjects", _set(_deploy_trust, "Condition", {"StringEquals": {
+        _AUD: "sts.amazonaws.com", _SUB: [_EXACT, "repo:stiggio/pricing-api:ref:*"]}}), "PC305"),
+    ("an empty list of subjects", _set(_deploy_trust, "Condition", {"StringEquals": {
+        _AUD: "sts.amazonaws.com", _SUB: []}}), "PC305"),
+    ("another repository among the subjects", _set(_deploy_trust, "Condition", {"StringEquals": {
+        _AUD: "sts.amazonaws.com", _SUB: [_EXACT, "repo:other/repo:ref:refs/heads/main"]}}), "PC305"),
     ("another repository", _set(_deploy_trust, "Condition", {"StringEquals": {
         _AUD: "sts.amazonaws.com", _SUB: {"Fn::Sub": "repo:other/repo:environment:${Environment}"}}}), "PC305"),
     ("an operator besides StringEquals", _set(_deploy_trust, "Condition", {

@@ -19,7 +19,8 @@ from tests.test_plan import _concrete
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}")
 # Every expression pipec writes reads a context it controls, never text an outsider can set.
 SAFE = re.compile(r"^ ?('\$\{\{'|steps\.next\.outputs\.version|steps\.publish\.outputs\.digest|"
-                  r"needs\.[a-z0-9-]+\.outputs\.(version|digest)|matrix\.(region|url|environment|role)|"
+                  r"needs\.[a-z0-9-]+\.outputs\.(version|digest)|needs\.[a-z0-9-]+\.result|"
+                  r"matrix\.(region|url|environment|role)|"
                   r"github\.token|github\.base_ref|github\.event\.pull_request\.number|always\(\)|"
                   r"inputs\.(environment|service|version)|inputs\.environment == '[a-z0-9-]+') ?$")
 
@@ -62,7 +63,7 @@ def test_every_expression_reads_a_safe_context(built: dict[str, Path]) -> None:
 
 def test_hostile_values_are_defused(built: dict[str, Path]) -> None:
     release = _workflow(built["hostile"], "release")
-    steps = release["jobs"]["e2e-staging"]["steps"]
+    steps = _workflow(built["hostile"], "deploy-staging")["jobs"]["e2e-staging"]["steps"]
     commands = [s["env"]["COMMAND"] for s in steps if "COMMAND" in s.get("env", {})]
     assert commands == [
         "npm ci && echo ${{ '${{' }} secrets.GITHUB_TOKEN }}",
@@ -100,36 +101,54 @@ def test_the_release_builds_once_and_promotes_in_order(name: str, built: dict[st
     release = _workflow(built[name], "release")
     jobs = release["jobs"]
     assert release["on"] == {"push": {"branches": [plan.branch]}}
+    # No lock on the whole run: a release waiting for approval must not hold back the environments before it.
+    assert "concurrency" not in release
+    assert jobs["version"]["concurrency"] == {"group": f"{plan.project}-release", "cancel-in-progress": False}
     builds = [j for j in jobs if j.startswith("build-")]
     assert sorted(builds) == sorted(f"build-{a.name}" for a in plan.artifacts)  # one job per artifact
-    deploys = [j for j in jobs if j.startswith("deploy-")]
-    assert deploys == [f"deploy-{e.name}" for e in plan.environments]
-    for job in jobs.values():
-        assert job["name"] and job["timeout-minutes"] > 0 and "permissions" in job
-    for deploy in deploys:
-        assert set(builds) | {"bundle", "version"} <= _ancestors(jobs, deploy)
+    stages = [j for j in jobs if j.startswith("promote-")]
+    assert stages == [f"promote-{e.name}" for e in plan.environments]
+    for job_id, job in jobs.items():
+        assert job["name"] and "permissions" in job
+        assert ("uses" in job) is (job_id in stages)  # a job calling a workflow takes no timeout (GitHub refuses it)
+        assert "uses" in job or job["timeout-minutes"] > 0
+    for stage in stages:
+        assert set(builds) | {"bundle", "version"} <= _ancestors(jobs, stage)
         assert not any(b in _ancestors(jobs, b) for b in builds)
     for previous, env in zip(plan.environments, plan.environments[1:], strict=False):
-        gate = f"e2e-{previous.name}" if plan.e2e else f"deploy-{previous.name}"
-        assert gate in _needs(jobs[f"deploy-{env.name}"])
+        assert f"promote-{previous.name}" in _needs(jobs[f"promote-{env.name}"])
+    summary = jobs["summary"]
+    assert (summary["if"], _needs(summary), summary["permissions"]) == ("${{ always() }}", ["version", *stages], {})
     for env in plan.environments:
-        job = jobs[f"deploy-{env.name}"]
+        stage = jobs[f"promote-{env.name}"]
+        # The caller holds the environment's group for the whole called workflow: approval, deploy and checks.
+        assert stage["uses"] == f"./.github/workflows/deploy-{env.name}.yml"
+        assert stage["concurrency"] == {"group": f"{plan.project}-deploy-{env.name}", "cancel-in-progress": False}
+        assert stage["permissions"] == {"contents": "read", "id-token": "write"}
+        assert stage["with"] == {"version": "${{ needs.version.outputs.version }}"}
+        called = _workflow(built[name], f"deploy-{env.name}")
+        assert called["on"] == {"workflow_call": {"inputs": {"version": {
+            "description": "The release to deploy", "type": "string", "required": True}}}}
+        assert called["env"] == release["env"] and called["defaults"] == release["defaults"]
+        assert called["permissions"] == {}
+        job = called["jobs"][f"deploy-{env.name}"]
+        assert "concurrency" not in called and "concurrency" not in job  # the caller's group is the only lock
         assert job["environment"] == env.name
         assert job["strategy"]["matrix"]["region"] == list(env.regions)
         [assume] = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
         assert assume["with"]["role-to-assume"] == f"arn:aws:iam::{env.account}:role/{plan.project}-{env.name}-deploy"
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
-        assert job["concurrency"] == {"group": f"{plan.project}-{env.name}-${{{{ matrix.region }}}}",
-                                      "cancel-in-progress": False}
+        assert job["env"]["VERSION"] == "${{ inputs.version }}"
         assert any(s.get("run", "").startswith(f"pipec deploy --env {env.name}") for s in job["steps"])
+        assert set(called["jobs"]) == {f"deploy-{env.name}", *([f"e2e-{env.name}"] if plan.e2e else [])}
         if plan.e2e:
-            e2e = jobs[f"e2e-{env.name}"]
-            assert _needs(e2e) == ["version", f"deploy-{env.name}"]
-            assert "environment" not in e2e
-            assert e2e["env"]["EXPECTED_VERSION"] == "${{ needs.version.outputs.version }}"
+            e2e = called["jobs"][f"e2e-{env.name}"]
+            assert _needs(e2e) == [f"deploy-{env.name}"]
+            assert "environment" not in e2e and e2e["permissions"] == {"contents": "read"}
+            assert e2e["env"]["EXPECTED_VERSION"] == "${{ inputs.version }}"
 
 
-def test_rollback_checks_its_inputs_and_shares_the_deploy_groups(built: dict[str, Path]) -> None:
+def test_a_rollback_never_waits_for_a_release_waiting_for_approval(built: dict[str, Path]) -> None:
     rollback = _workflow(built["example"], "rollback")
     release = _workflow(built["example"], "release")
     inputs = rollback["on"]["workflow_dispatch"]["inputs"]
@@ -137,12 +156,15 @@ def test_rollback_checks_its_inputs_and_shares_the_deploy_groups(built: dict[str
     assert inputs["service"]["options"] == ["all", "api", "worker", "usage-report", "webhooks"]
     check = rollback["jobs"]["inputs"]["steps"][0]["run"]
     assert "versions='^(previous|(0|[1-9][0-9]*)" in check
+    stage_groups = {job["concurrency"]["group"] for job in release["jobs"].values() if "concurrency" in job}
     for env in ("staging", "production"):
         job = rollback["jobs"][f"rollback-{env}"]
         assert job["needs"] == "inputs"
         assert job["environment"] == env
-        assert job["concurrency"] == release["jobs"][f"deploy-{env}"]["concurrency"]
+        assert job["concurrency"] == {"group": f"stigg-{env}-${{{{ matrix.region }}}}", "cancel-in-progress": False}
+        assert job["concurrency"]["group"] not in stage_groups
         assert "${{" not in job["steps"][-1]["run"]
+    assert rollback["concurrency"]["group"] not in stage_groups
 
 
 def test_sanity_never_waits_for_an_approval(built: dict[str, Path]) -> None:
@@ -169,7 +191,9 @@ def test_every_action_is_pinned_with_its_version(built: dict[str, Path]) -> None
     for folder in built.values():
         for workflow in workflows_of(folder):
             for line in workflow.read_text().splitlines():
-                if "uses:" in line:
+                if re.match(r'\s+uses: "\./', line):  # a workflow of the same commit: nothing to pin
+                    assert re.fullmatch(r'    uses: "\./\.github/workflows/deploy-[a-z0-9-]+\.yml" # zizmor: .*', line)
+                elif "uses:" in line:
                     assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
 
 
@@ -190,6 +214,8 @@ def test_every_checkout_step_drops_the_token(built: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize(("environment", "service", "version", "ok"), [
     ("production", "all", "previous", True),
+    ("production", "all", "previous@refs/heads/feature", False),  # dispatched from a branch that may not deploy
+    ("production", "all", "previous@refs/heads/main-2", False),
     ("staging", "webhooks", "1.4.2", True),
     ("production", "api", "2.0.0-rc.1", True),
     ("production\nstaging", "all", "previous", False),
@@ -204,11 +230,14 @@ def test_the_rollback_input_check_runs_and_matches_whole_values(built: dict[str,
                                                                  service: str, version: str, ok: bool) -> None:
     """The input job's script, run by bash as GitHub runs it (bash -e), with the inputs in its environment."""
     check = _workflow(built["example"], "rollback")["jobs"]["inputs"]["steps"][0]["run"]
+    version, _, ref = version.partition("@")
     done = subprocess.run(["bash", "--noprofile", "--norc", "-e", "-c", check], capture_output=True, text=True,
                           env={"PATH": os.environ["PATH"], "TARGET_ENV": environment, "SERVICE": service,
-                               "VERSION": version}, check=False)
+                               "VERSION": version, "GITHUB_REF": ref or "refs/heads/main"}, check=False)
     assert (done.returncode == 0) is ok, done.stdout
     assert ("::error::" in done.stdout) is not ok
+    if ref:
+        assert done.stdout == "::error::run the rollback from main: gh workflow run rollback.yml --ref main\n"
 
 
 @pytest.mark.parametrize("name", ["example", "saas-three-accounts", "ecs-fleet", "every-option"])
@@ -264,7 +293,8 @@ def _trusted_subjects(folder: Path) -> dict[str, set[str]]:
                 equals = statement.get("Condition", {}).get("StringEquals", {})
                 if "token.actions.githubusercontent.com:sub" in equals:
                     assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
-                    subjects.add(_subs(equals["token.actions.githubusercontent.com:sub"], env, account))
+                    subject = equals["token.actions.githubusercontent.com:sub"]
+                    subjects |= {_subs(s, env, account) for s in (subject if isinstance(subject, list) else [subject])}
             trusted.setdefault(f"arn:aws:iam::{account}:role/{name}", set()).update(subjects)
     return trusted
 
@@ -281,10 +311,10 @@ def _with_matrix(value: str, entry: dict[str, str]) -> str:
 
 
 def _subjects_of_job(workflow: dict[str, Any], job: dict[str, Any], entry: dict[str, str], repository: str,
-                     branch: str) -> set[str]:
-    """The `sub` claims GitHub puts in the job's OIDC token: its environment's, else the event's (a push or a
-    schedule on the release branch, a dispatch from it; GitHub runs schedules on the default branch, taken here as
-    the release branch), as GitHub's OIDC documentation lists them."""
+                     branch: str, default_branch: str) -> set[str]:
+    """The `sub` claims GitHub puts in the job's OIDC token: its environment's, else the event's, as GitHub's OIDC
+    documentation lists them: a push to the release branch, a dispatch from it, or a schedule, which GitHub runs
+    on the default branch."""
     environment = job.get("environment")
     if isinstance(environment, dict):
         environment = environment["name"]
@@ -292,7 +322,8 @@ def _subjects_of_job(workflow: dict[str, Any], job: dict[str, Any], entry: dict[
         return {f"repo:{repository}:environment:{_with_matrix(environment, entry)}"}
     events = workflow.get("on", workflow.get(True))
     return {f"repo:{repository}:pull_request" if event.startswith("pull_request")
-            else f"repo:{repository}:ref:refs/heads/{branch}" for event in events}
+            else f"repo:{repository}:ref:refs/heads/{default_branch if event == 'schedule' else branch}"
+            for event in events}
 
 
 @pytest.mark.parametrize("name", ["example", "saas-three-accounts", "ecs-fleet", "every-option", "three-environments"])
@@ -315,8 +346,9 @@ def test_every_job_that_assumes_a_role_carries_a_subject_the_role_trusts(name: s
                         continue
                     role = _with_matrix(role, entry)
                     assert role in trusted, (path.name, job_id, role)
-                    subjects = _subjects_of_job(workflow, job, entry, spec["repository"],
-                                                spec.get("release", {}).get("branch", "main"))
+                    branch = spec.get("release", {}).get("branch", "main")
+                    subjects = _subjects_of_job(workflow, job, entry, spec["repository"], branch,
+                                                spec.get("github", {}).get("default_branch", branch))
                     assert subjects <= trusted[role], (path.name, job_id, role, subjects, trusted[role])
                     assumed += 1
     assert assumed >= 2 * len(spec["environments"])

@@ -230,6 +230,9 @@ _ENTRIES = [
     Code("PC619", "aws", _AWS, "a release was changed after it was published (a file, its record, or the bucket's "
          "versioning)", "a template rewritten in the release bucket", "find out who wrote the release bucket "
          "(CloudTrail) and deploy another release"),
+    Code("PC620", "aws", _AWS, "a deploy would take a service back to an older release than it runs",
+         "re-running an old release's production deploy after a newer one shipped",
+         "deploys only move forward: roll back on purpose with `pipec rollback --to` (the rollback workflow)"),
     Code("PC616", "aws", _AWS, "AWS cannot be reached", "no network, or a wrong AWS_ENDPOINT_URL",
          "check the network, the region and AWS_ENDPOINT_URL"),
     # release: git

@@ -130,6 +130,8 @@ class Rehearsal:
         from pipec.build import compile_spec
 
         spec = re.sub(r'(?m)^  pipec: ".*"$', f"  pipec: {json.dumps(self.pin)}", EXAMPLE.read_text())
+        # where GitHub (and act) read workflows: the release calls its stage workflows by ./.github/workflows/...
+        spec = spec.replace("  workflows_dir: generated/workflows\n", "  workflows_dir: .github/workflows\n")
         self.app = self.root / "app"
         shutil.copytree(HERE / "app", self.app)
         (self.app / "pipeline.yaml").write_text(with_existing_networks(self.world, spec, "222222222222"))

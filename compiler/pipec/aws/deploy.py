@@ -49,17 +49,19 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
     bundles = Bundles(aws, plan)
     verb = "rolling back" if request.action == "rollback" else "deploying"
     out(f"pipec: {verb} {env.name} ({', '.join(regions)}) to {request.version}")
-    chosen = []
+    rollback = request.action == "rollback"
+    chosen: list[tuple[ServicePlan, Target, str, ledger.Entry | None]] = []
     for region in regions:
         target = Target(env.name, region, env.account)
         for service in services:
             version = _target_version(aws, service, target, request)
             _fits(bundles, service, target, version)
-            if request.action == "rollback":
+            if rollback:
                 _as_it_ran(aws, bundles, service, target, version)
-            chosen.append((service, target, version))
-    for service, target, version in chosen:
-        _deploy_one(aws, plan, bundles, service, target, version, request.action, out)
+            chosen.append((service, target, version, None if rollback else _forward(aws, service, target, version)))
+    for service, target, version, checked in chosen:
+        current = ledger.current(aws, service, target) if rollback else checked
+        _deploy_one(aws, plan, bundles, service, target, version, current, request.action, out)
 
 
 def _target_version(aws: Aws, service: ServicePlan, target: Target, request: Request) -> str:
@@ -113,6 +115,19 @@ def _as_it_ran(aws: Aws, bundles: Bundles, service: ServicePlan, target: Target,
                    hint=CHANGED_HINT)
 
 
+def _forward(aws: Aws, service: ServicePlan, target: Target, version: str) -> ledger.Entry | None:
+    """The deployment in effect, after checking that a deploy does not go back from it: an old release's run
+    approved late, or re-run after a newer release shipped, must not undo that one (the newest approved release
+    wins). Going back is a rollback, asked for by name."""
+    current = ledger.current(aws, service, target)
+    if current is not None and _older(version, current.version):
+        raise fail("PC620", f"{service.name} in {target.env} {target.region} runs {current.version}, newer than "
+                   f"{version}: a deploy never goes back, so nothing was changed",
+                   hint=f"to run {version} there on purpose: pipec rollback --env {target.env} --region "
+                        f"{target.region} --service {service.name} --to {version} (the rollback workflow)")
+    return current
+
+
 def _older(version: str, than: str) -> bool:
     import semver
 
@@ -120,11 +135,10 @@ def _older(version: str, than: str) -> bool:
 
 
 def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, target: Target, version: str,
-                action: str, out: Out) -> None:
+                current: ledger.Entry | None, action: str, out: Out) -> None:
     label = f"{target.env} {target.region} {service.name}"
     stack = service.stack_for(target.env, target.region)
     release = bundles.release(version)
-    current = ledger.current(aws, service, target)
     existing = describe(aws, stack.name, target.region)
     if (current is not None and current.version == version and existing is not None
             and existing["StackStatus"] in STABLE and parameter(existing, "Version") == version):

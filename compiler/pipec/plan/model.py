@@ -235,10 +235,13 @@ class EnvironmentPlan(NamedTuple):
     alert_topic: str
     alarm_prefix: str
     deploy_subject: str  # the OIDC subject of this environment's deploy jobs
+    stage_job: str  # the release workflow's job that calls the stage workflow
+    stage_workflow: str  # the file of the reusable workflow: deploy, then the end-to-end checks
+    stage_group: str  # concurrency group held by the stage, from approval to the last check
     deploy_job: str
     e2e_job: str
     rollback_job: str
-    needs: str  # the release workflow job its deploy waits for
+    needs: str  # the release workflow job its stage waits for
     previous: str | None = None
 
     @property
@@ -256,6 +259,7 @@ class Plan(NamedTuple):
     project: str
     repository: str
     branch: str
+    default_branch: str  # where GitHub runs schedules (the release branch unless the spec says otherwise)
     tag_prefix: str
     initial_version: str
     runner: str | tuple[str, ...]  # one label, or labels a runner must all have
@@ -271,9 +275,13 @@ class Plan(NamedTuple):
     cross_accounts: tuple[str, ...]  # accounts other than the build account
     build_role: str
     account_names: AccountNames
-    release_group: str  # concurrency group of the release workflow
+    release_group: str  # concurrency group of the release workflow's version job (one tag at a time)
     sanity_group: str
     spec_sha: str = ""
+
+    @property
+    def branch_ref(self) -> str:
+        return names.branch_ref(self.branch)
 
     @property
     def all_regions(self) -> tuple[str, ...]:
@@ -342,7 +350,7 @@ class AccountNames(NamedTuple):
     cfn_role: str
     sanity_role: str
     deploy_subject: str
-    branch_subject: str
+    branch_subjects: tuple[str, ...]  # what the sanity role trusts: the release branch, and the default branch
     build_subject: str
     build_account_root: str
     build_role_arn: str  # in the build account (the only one it is used in)

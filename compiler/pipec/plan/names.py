@@ -174,9 +174,14 @@ def oidc_environment_subject(repository_name: str, env: str) -> str:
 BUILD_ENVIRONMENT = "pipec_build"
 
 
+def branch_ref(branch: str) -> str:
+    """The full git ref of a branch, as GitHub gives it in GITHUB_REF."""
+    return f"refs/heads/{branch}"
+
+
 def oidc_branch_subject(repository_name: str, branch: str) -> str:
     """The OIDC subject GitHub gives a job on a branch, bound to no environment."""
-    return f"repo:{repository_name}:ref:refs/heads/{branch}"
+    return f"repo:{repository_name}:ref:{branch_ref(branch)}"
 
 
 RELEASES = "releases/"
@@ -197,9 +202,20 @@ def tag(prefix: str, version: str) -> str:
 
 
 def concurrency_group(project: str, env: str, region: str) -> str:
-    """GitHub concurrency group shared by the deploys and rollbacks of one environment in one region (one group
-    per environment would make its regions' matrix jobs cancel each other)."""
+    """GitHub concurrency group of the rollbacks of one environment in one region (one group per environment would
+    make its regions' matrix jobs cancel each other)."""
     return _named(project, env, region)
+
+
+def stage_group(project: str, env: str) -> str:
+    """GitHub concurrency group of one environment's stage of the release (approval, deploy, end-to-end checks):
+    one release at a time in it, the newest waiting one next."""
+    return f"{project}-deploy-{env}"
+
+
+def stage_workflow(env: str) -> str:
+    """File name of the reusable workflow that deploys a release to one environment and checks it."""
+    return f"deploy-{env}.yml"
 
 
 def workflow_group(project: str, workflow: str) -> str:
@@ -208,5 +224,5 @@ def workflow_group(project: str, workflow: str) -> str:
 
 
 def job(step: str, name: str) -> str:
-    """Id of a workflow job: build-<artifact>, deploy-<env>, e2e-<env>, rollback-<env>."""
+    """Id of a workflow job: build-<artifact>, promote-<env>, deploy-<env>, e2e-<env>, rollback-<env>."""
     return f"{step}-{name}"

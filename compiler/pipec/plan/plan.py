@@ -69,6 +69,7 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         project=spec.project,
         repository=spec.repository,
         branch=spec.release.branch,
+        default_branch=spec.github.default_branch or spec.release.branch,
         tag_prefix=spec.release.tag_prefix,
         initial_version=spec.release.initial_version,
         runner=spec.github.runner if isinstance(spec.github.runner, str) else tuple(spec.github.runner),
@@ -136,7 +137,8 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         cfn_role=names.role(p, ENV, "cfn"),
         sanity_role=names.role(p, ENV, "sanity"),
         deploy_subject=names.oidc_environment_subject(spec.repository, ENV),
-        branch_subject=names.oidc_branch_subject(spec.repository, spec.release.branch),
+        branch_subjects=tuple(names.oidc_branch_subject(spec.repository, branch) for branch in
+                              dict.fromkeys([spec.release.branch, spec.github.default_branch or spec.release.branch])),
         build_subject=names.oidc_environment_subject(spec.repository, names.BUILD_ENVIRONMENT),
         build_account_root=names.account_root(build.account),
         build_role_arn=names.arn("iam", f"role/{names.build_role(p)}", region=""),
@@ -211,10 +213,13 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         alert_topic=names.alert_topic(project, name),
         alarm_prefix=names.alarm_prefix(project, name),
         deploy_subject=names.oidc_environment_subject(spec.repository, name),
+        stage_job=names.job("promote", name),
+        stage_workflow=names.stage_workflow(name),
+        stage_group=names.stage_group(project, name),
         deploy_job=names.job("deploy", name),
         e2e_job=names.job("e2e", name),
         rollback_job=names.job("rollback", name),
-        needs="bundle" if previous is None else names.job("e2e" if spec.checks.e2e else "deploy", previous),
+        needs="bundle" if previous is None else names.job("promote", previous),
         previous=previous,
     )
 

@@ -117,10 +117,19 @@ def oidc_trust(plan: Plan, parsed: Parsed) -> Iterator[Diagnostic]:
             conditions = statement.get("Condition") or {}
             equals = conditions.get("StringEquals") or {}
             subject = equals.get(f"{OIDC_HOST}:sub")
-            if (equals.get(f"{OIDC_HOST}:aud") != "sts.amazonaws.com" or subject is None or "*" in str(subject)
-                    or f"repo:{plan.repository}:" not in str(subject) or set(conditions) - {"StringEquals"}):
+            subjects = [_text(s) for s in (subject if isinstance(subject, list) else [subject])]
+            if (equals.get(f"{OIDC_HOST}:aud") != "sts.amazonaws.com" or not subjects or set(conditions) - {
+                    "StringEquals"} or not all(s is not None and "*" not in s and "?" not in s
+                                               and s.startswith(f"repo:{plan.repository}:") for s in subjects)):
                 yield _problem("PC305", path, f"role {name} must trust GitHub only with aud=sts.amazonaws.com "
-                               "and one exact sub")
+                               "and exact subs")
+
+
+def _text(value: Any) -> str | None:
+    """A template string as written: plain, or the text of an Fn::Sub."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        value = value["Fn::Sub"]
+    return value if isinstance(value, str) else None
 
 
 def parity(plan: Plan, parsed: Parsed) -> Iterator[Diagnostic]:

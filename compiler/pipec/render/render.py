@@ -108,7 +108,10 @@ def _workflows(plan: Plan) -> list[Output]:
     names = ["release", "rollback", "sanity", "pull-request"]
     if plan.sanity is None:
         names.remove("sanity")
-    return [Output(f"{folder}/{name}.yml", template(f"github/{name}.yml.j2", plan=plan)) for name in names]
+    files = [Output(f"{folder}/{name}.yml", template(f"github/{name}.yml.j2", plan=plan)) for name in names]
+    files += [Output(f"{folder}/{env.stage_workflow}", template("github/stage.yml.j2", plan=plan, env=env))
+              for env in plan.environments]
+    return files
 
 
 def _docs(plan: Plan) -> list[Output]:

@@ -95,6 +95,10 @@ class ReleasePolicy(Model):
 class GitHub(Model):
     """Where the workflows go and what they run on."""
 
+    default_branch: Annotated[str | None, Field(pattern=whole(BRANCH), description=(
+        "The repository's default branch, when it is not the release branch: GitHub runs scheduled workflows "
+        "there, so the sanity role trusts it too, and the scheduled checks check out the release branch. "
+        "Default: the release branch."))] = None
     workflows_dir: Annotated[str, Field(pattern=whole(RELATIVE_PATH), description=(
         "Folder of the generated workflows, relative to pipeline.yaml. A folder inside generated/ is "
         "part of the generated tree."))] = ".github/workflows"

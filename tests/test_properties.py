@@ -124,8 +124,11 @@ def _service(draw: Any, n: int, envs: list[str], artifacts: dict[str, Any]) -> d
     service["scaling"] = {e: {"memory": draw(st.integers(128, 10240))} | (
         {"reserved_concurrency": draw(st.integers(1, 100))} if draw(st.booleans()) else {}) for e in envs}
     strategy = draw(st.sampled_from(["canary", "linear", "all-at-once"]))
-    service["rollout"] = {"strategy": strategy, "percent": draw(st.integers(1, 99)),
-                          "minutes": draw(st.integers(1, 60))}
+    percent = draw(st.integers(1, 99))
+    steps = -(-100 // percent) if strategy == "linear" else 1
+    # valid: the traffic shifting fits a GitHub-hosted job (PC223: 10 to set up, 10 for the update, 340 shifting)
+    service["rollout"] = {"strategy": strategy, "percent": percent,
+                          "minutes": draw(st.integers(1, min(60, 340 // steps)))}
     for key, value in (("schedule", draw(st.sampled_from(["rate(5 minutes)", "0 3 * * *", "*/10 * * * 1-5"]))),
                        ("public_url", True), ("dead_letter_queue", False), ("vpc", True),
                        ("timeout", draw(st.integers(1, 900)))):

@@ -21,8 +21,9 @@ from tests.rehearsal.rehearse import Rehearsal, Run
 
 pytestmark = pytest.mark.slow
 
-RELEASE_JOBS = {"version", "build-api-image", "build-worker-image", "build-jobs-zip", "build-webhooks-zip", "bundle",
-                "deploy-staging", "e2e-staging", "deploy-production", "e2e-production", "summary"}
+RELEASE_JOBS = {"version", "protection", "build-api-image", "build-worker-image", "build-jobs-zip",
+                "build-webhooks-zip", "bundle", "deploy-staging", "e2e-staging", "deploy-production", "e2e-production",
+                "summary"}
 IMAGES = {"api-image": "api", "worker-image": "worker"}  # artifact -> the service that runs it
 
 
@@ -55,6 +56,9 @@ def _release(r: Rehearsal, message: str, change: str, version: str) -> Run:
     assert [c["credentials"] for c in _calls(run, "docker", command="build")] == [False, False]
     # The build jobs assume the build role only; each deploy job its environment's deploy role.
     roles = {c["job"]: c["role"] for c in _calls(run, "assume")}
+    # A deploy's session lasts the whole job (the deploy role allows it; STS refuses more than the role allows).
+    assert {c["duration"] for c in _calls(run, "assume") if c["job"].startswith("deploy-")} == {
+        r.plan.session_seconds}
     assert {roles[job] for job in roles if job.startswith(("build-", "bundle"))} == {
         f"arn:aws:iam::{r.plan.build_env.account}:role/{r.plan.build_role}"}
     for env in r.plan.environments:
@@ -212,9 +216,33 @@ def test_the_pipeline_rehearsed_from_the_first_release_to_rollbacks() -> None:
         _rerun(r, second)
         _rollbacks(r, first)
         _failed_e2e_in_staging(r)
+        _unprotected(r)
         _broken_workflows(r)
     assert not root.exists()
     assert _machine() == before
+
+
+def _unprotected(r: Rehearsal) -> None:
+    """GitHub environments weaker than pipeline.yaml (against the GitHub API stand-in): the release stops before
+    any deploy, and a rollback before it assumes any role."""
+    staging, production = r.status("staging"), r.status("production")
+    del r.github.environments["production"]
+    run = r.act("release", "push", {"ref": "refs/heads/main"})
+    results = run.results()
+    assert run.returncode != 0 and results["protection"] == {"failure"}
+    assert not {"deploy-staging", "deploy-production"} & set(results)
+    assert "PC705" in run.log  # (the message's own words: the log may colour the code)
+    assert ("GitHub environment production of stiggio/pricing-api does not exist: GitHub would create it at the "
+            "first deploy, unprotected") in run.log
+    r.protect()
+    r.github.environments["production"]["protection_rules"] = []  # no required reviewers
+    run = r.act("rollback", "workflow_dispatch",
+                {"inputs": {"environment": "production", "service": "all", "version": "previous"}})
+    assert run.returncode != 0 and run.results()["rollback-production"] == {"failure"}
+    assert "production of stiggio/pricing-api has no required reviewers" in run.log
+    assert not _calls(run, "assume")
+    r.protect()
+    assert (r.status("staging"), r.status("production")) == (staging, production)
 
 
 def _edited(r: Rehearsal, name: str, old: str, new: str) -> str:

@@ -70,7 +70,10 @@ def test_gh_commands_name_real_workflows_and_inputs(name: str, built: dict[str, 
         for command in commands(text, "gh"):
             assert command[:3] == ["gh", "workflow", "run"]
             inputs = workflows[command[3]]["on"]["workflow_dispatch"]["inputs"]
-            given = dict(arg.split("=", 1) for arg in command[5::2])
+            # dispatched from the release branch, the only one the environments let deploy
+            spec = parse(Output("pipeline.yaml", (built[name] / "pipeline.yaml").read_text()))
+            assert command[4:6] == ["--ref", spec.get("release", {}).get("branch", "main")]
+            given = dict(arg.split("=", 1) for arg in command[7::2])
             assert set(given) == set(inputs)
             assert given["environment"] == env
             assert given["environment"] in inputs["environment"]["options"]

@@ -444,3 +444,39 @@ def test_a_worker_alone_needs_no_certificate_and_an_entropy_below_three_bits_is_
     text = BASE.replace("    port: 8080\n", "").replace(_CERTIFICATE.format("111111111111"), "").replace(
         "      LOG_LEVEL: info\n", "      LOG_LEVEL: info\n      API_TOKEN: aab12cd34ab12cd3\n")
     assert [f[0] for f in _reported(text)] == []
+
+
+@pytest.mark.parametrize(("minutes", "runner", "refused"), [
+    (34, None, None),  # webhooks alone: 10 + 10 + 340 = 360 minutes, what a GitHub-hosted runner gives a job
+    (35, None, '"webhooks" may take up to 370 minutes (10 to set up, 10 for the update, 350 shifting traffic), but a '
+               "GitHub-hosted runner stops a job after 360"),
+    (35, "[self-hosted, linux]", None),
+    (70, "[self-hosted, linux]", None),  # 720: the longest role session IAM allows
+    (71, "[self-hosted, linux]", '"webhooks" may take up to 730 minutes (10 to set up, 10 for the update, 710 '
+                                 "shifting traffic), but a role session lasts at most 720 (IAM)"),
+])
+def test_a_rollout_that_cannot_fit_a_job_is_refused_at_its_line(minutes: int, runner: str | None,
+                                                                 refused: str | None) -> None:
+    """webhooks' rollout becomes linear, ten steps of 10 % `minutes` apart."""
+    text = EXAMPLE.read_text().replace("      strategy: canary\n      percent: 10\n      minutes: 5\n",
+                                       f"      strategy: linear\n      percent: 10\n      minutes: {minutes}\n")
+    if runner:
+        text = text.replace("github:\n", f"github:\n  runner: {runner}\n", 1)
+    if refused is None:
+        assert _validate(text).warnings == ()
+        return
+    with pytest.raises(PipecError) as caught:
+        _validate(text)
+    [found] = caught.value.diagnostics
+    lines = [line.split("#")[0].rstrip() for line in text.splitlines()]
+    line = lines.index("    rollout:", lines.index("  webhooks:")) + 1
+    assert (found.code, found.line, found.column) == ("PC223", line, 5)
+    assert found.message.startswith(f"deploying {refused}")
+
+
+def test_the_deploy_job_takes_its_services_in_turn_within_the_job_limit() -> None:
+    from pipec.validate.rules import deploy_minutes
+
+    assert deploy_minutes(_validate(EXAMPLE.read_text()).spec) == 10 + 30 + 30 + 10 + (10 + 5)
+    many = EXAMPLE.read_text().replace("      minutes: 5\n", "      minutes: 300\n")
+    assert deploy_minutes(_validate(many).spec) == 360  # every service fits alone; together, the job's limit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -43,6 +44,25 @@ def test_the_validators_report_nothing(built: dict[str, Path], tmp_path: Path) -
     assert len(workflows) > 20
     failures = [str(v) for v in validators.all_workflow_validators(workflows, tmp_path / "wf") if not v.ok]
     assert failures == []
+
+
+@pytest.mark.parametrize("name", ["example", "every-option"])
+def test_the_release_and_the_stages_it_calls_agree_where_github_reads_them(name: str, built: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
+    """In a repository's .github/workflows, under their own names, actionlint reads each called stage workflow:
+    the inputs passed, the permissions granted, the jobs' outputs. Broken on purpose, it says so."""
+    repo = tmp_path / "repo"
+    folder = repo / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    for workflow in workflows_of(built[name]):
+        (folder / workflow.name).write_text(workflow.read_text())
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    verdict = validators._run("actionlint", [validators._tool("actionlint"), "-no-color"], cwd=repo)
+    assert verdict.ok, verdict.output
+    [stage] = sorted(folder.glob("deploy-*.yml"))[:1]
+    stage.write_text(stage.read_text().replace("      version:\n", "      release:\n", 1))
+    broken = validators._run("actionlint", [validators._tool("actionlint"), "-no-color"], cwd=repo)
+    assert not broken.ok and 'input "version" is not defined' in broken.output, broken.output
 
 
 @pytest.mark.slow
@@ -117,6 +137,12 @@ def test_the_release_builds_once_and_promotes_in_order(name: str, built: dict[st
         assert not any(b in _ancestors(jobs, b) for b in builds)
     for previous, env in zip(plan.environments, plan.environments[1:], strict=False):
         assert f"promote-{previous.name}" in _needs(jobs[f"promote-{env.name}"])
+    # Fail closed before the first deploy: GitHub would create a missing environment unprotected.
+    protection = jobs["protection"]
+    assert protection["permissions"] == {"contents": "read", "actions": "read"}
+    assert protection["steps"][-1] == {"name": "Stop unless the environments are protected as pipeline.yaml says",
+                                       "env": {"GH_TOKEN": "${{ github.token }}"}, "run": "pipec github check"}
+    assert "protection" in _needs(jobs[stages[0]])
     summary = jobs["summary"]
     assert (summary["if"], _needs(summary), summary["permissions"]) == ("${{ always() }}", ["version", *stages], {})
     for env in plan.environments:
@@ -164,6 +190,13 @@ def test_a_rollback_never_waits_for_a_release_waiting_for_approval(built: dict[s
         assert job["concurrency"] == {"group": f"stigg-{env}-${{{{ matrix.region }}}}", "cancel-in-progress": False}
         assert job["concurrency"]["group"] not in stage_groups
         assert "${{" not in job["steps"][-1]["run"]
+        # the environment's protection is read before any role is assumed
+        names = [step["name"] for step in job["steps"]]
+        assert names.index("Stop unless the environments are protected as pipeline.yaml says") < names.index(
+            "Assume the deploy role")
+        assert job["steps"][names.index("Stop unless the environments are protected as pipeline.yaml says")][
+            "run"] == f"pipec github check --env {env}"
+        assert job["permissions"] == {"contents": "read", "actions": "read", "id-token": "write"}
     assert rollback["concurrency"]["group"] not in stage_groups
 
 
@@ -267,9 +300,12 @@ def test_only_the_release_workflows_build_and_bundle_jobs_can_assume_the_build_r
     assert {job for _, job in assuming} == {a.job for a in plan.artifacts} | {"bundle"}
 
 
-def _subs(value: Any, env: str, account: str) -> str:
-    """A bootstrap value as CloudFormation resolves it in an environment's account (the template's !Sub)."""
+def _subs(value: Any, env: str, account: str, parameters: dict[str, str] | None = None) -> str:
+    """A bootstrap value as CloudFormation resolves it in an environment's account (the template's !Sub), with the
+    environment's other bootstrap parameters."""
     text = _concrete(sub_text(value), env, account)
+    for key, real in (parameters or {}).items():
+        text = text.replace("${" + key + "}", real)
     assert "${" not in text, text
     return text
 
@@ -284,6 +320,9 @@ def _trusted_subjects(folder: Path) -> dict[str, set[str]]:
     trusted: dict[str, set[str]] = {}
     for env, settings in spec["environments"].items():
         account = str(settings["account"])
+        home = settings["regions"][0]
+        [parameter_file] = folder.rglob(f"cloudformation/parameters/{env}/{home}/bootstrap.json")
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in json.loads(parameter_file.read_text())}
         for resource in boot.values():
             if resource["Type"] != "AWS::IAM::Role" or "RoleName" not in resource["Properties"]:
                 continue
@@ -294,7 +333,8 @@ def _trusted_subjects(folder: Path) -> dict[str, set[str]]:
                 if "token.actions.githubusercontent.com:sub" in equals:
                     assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
                     subject = equals["token.actions.githubusercontent.com:sub"]
-                    subjects |= {_subs(s, env, account) for s in (subject if isinstance(subject, list) else [subject])}
+                    subjects |= {_subs(s, env, account, parameters)
+                                 for s in (subject if isinstance(subject, list) else [subject])}
             trusted.setdefault(f"arn:aws:iam::{account}:role/{name}", set()).update(subjects)
     return trusted
 
@@ -392,3 +432,95 @@ def test_no_step_hides_a_failed_command_inside_an_echo(built: dict[str, Path]) -
                 for step in job.get("steps", []):
                     for line in step.get("run", "").splitlines():
                         assert not re.match(r"\s*(echo|printf)\b.*\$\(", line), (path.name, line)
+
+
+@pytest.mark.parametrize(("name", "env", "policy", "environment"), [
+    ("example", "production", "reviewers", "production"),
+    ("every-option", "production", "none", "production_rollback"),
+])
+def test_who_lets_a_rollback_start_is_the_specs_choice(name: str, env: str, policy: str, environment: str,
+                                                       built: dict[str, Path]) -> None:
+    """rollback_approval: reviewers (the default) waits for the deploy's reviewers, and the runbook says that the
+    one who started it cannot approve it; none runs in <env>_rollback, which the deploy role trusts as well."""
+    rollback = _workflow(built[name], "rollback")
+    assert rollback["jobs"][f"rollback-{env}"]["environment"] == environment
+    [runbook] = built[name].rglob(f"runbooks/{env}.md")
+    text = runbook.read_text()
+    assert f"`rollback_approval: {policy}`" in text
+    if policy == "reviewers":
+        assert "the person who\n  starts a rollback cannot approve it" in text
+    else:
+        assert f"rollbacks start at once,\n  unapproved, in the GitHub environment `{environment}`" in text
+    boot = bootstrap_of(built[name])
+    sub = boot["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["StringEquals"][
+        "token.actions.githubusercontent.com:sub"]
+    assert isinstance(sub, list) is (policy == "none")
+
+
+def _deploy_budget(spec: dict[str, Any]) -> int:
+    """Minutes one region's deploy may take, from the spec alone: 10 to set up, then the services one after
+    another (an ECS service 30; a function 10 plus its traffic shifting, one wait for a canary, one per step for a
+    linear rollout; canary 10 % for 5 minutes when the spec says nothing)."""
+    total = 10
+    for service in spec["services"].values():
+        if service["kind"] == "ecs-fargate":
+            total += 30
+            continue
+        rollout = {"strategy": "canary", "percent": 10, "minutes": 5, **service.get("rollout", {})}
+        shift = {"canary": rollout["minutes"], "all-at-once": 0,
+                 "linear": -(-100 // rollout["percent"]) * rollout["minutes"]}[rollout["strategy"]]
+        total += 10 + shift
+    hosted = isinstance(spec.get("github", {}).get("runner", "ubuntu-24.04"), str)
+    return min(total, 360 if hosted else 720)  # a GitHub-hosted job stops at 6 hours; a role session at 12
+
+
+@pytest.mark.parametrize("name", ["example", "ecs-fleet", "every-option", "lambda-only", "three-environments"])
+def test_deploy_jobs_and_their_sessions_last_as_long_as_the_plan_needs(name: str, built: dict[str, Path]) -> None:
+    """A job GitHub stops, or credentials that expire, halfway through a deploy leave a stack updating and nothing
+    in the ledger: each deploy and rollback job gets the time its services may take, and its role session (asked
+    for by the job, allowed by the role) lasts at least as long, within IAM's 1 to 12 hours."""
+    import yaml
+
+    folder = built[name]
+    spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    minutes = _deploy_budget(spec)
+    seconds = min(43200, max(3600, minutes * 60))
+    boot = bootstrap_of(folder)
+    assert boot["DeployRole"]["Properties"]["MaxSessionDuration"] == seconds
+    jobs = []
+    for path in workflows_of(folder):
+        for job_id, job in _load(path)["jobs"].items():
+            assumes = [s for s in job.get("steps", []) if "role-to-assume" in s.get("with", {})]
+            if any("-deploy" in s["with"]["role-to-assume"] for s in assumes):
+                jobs.append(job_id)
+                assert job["timeout-minutes"] == minutes, (path.name, job_id)
+                assert [s["with"]["role-duration-seconds"] for s in assumes] == [seconds]
+                if isinstance(spec.get("github", {}).get("runner", "ubuntu-24.04"), str):
+                    assert minutes <= 360  # what GitHub gives a job on its own runners
+    assert sorted(jobs) == sorted([f"deploy-{e}" for e in spec["environments"]] +
+                                  [f"rollback-{e}" for e in spec["environments"]])
+
+
+@pytest.mark.parametrize("name", ["example", "every-option", "lambda-only", "saas-three-accounts"])
+def test_arm64_artifacts_are_built_on_arm64_runners(name: str, built: dict[str, Path]) -> None:
+    """`docker build --platform linux/arm64` on an x64 runner without QEMU fails at the first RUN step (exec format
+    error): an arm64 image is built on the spec's arm64 runner, natively, and so is a zip whose functions are all
+    arm64; everything else runs where every other job does."""
+    import yaml
+
+    spec = yaml.safe_load((built[name] / "pipeline.yaml").read_text())
+    runner = spec.get("github", {}).get("runner", "ubuntu-24.04")
+    arm = spec.get("github", {}).get("arm_runner", "ubuntu-24.04-arm")
+    jobs = _workflow(built[name], "release")["jobs"]
+    for artifact, settings in spec["artifacts"].items():
+        users = [s for s in spec["services"].values() if s["artifact"] == artifact]
+        if settings["type"] == "container-image":
+            for_arm = settings.get("platform") == "linux/arm64"
+            [step] = [s for s in jobs[f"build-{artifact}"]["steps"] if s.get("run", "").startswith("docker build")]
+            assert step["env"]["PLATFORM"] == settings.get("platform", "linux/amd64")
+        else:
+            for_arm = all(s.get("architecture") == "arm64" for s in users) and bool(users)
+        assert jobs[f"build-{artifact}"]["runs-on"] == (arm if for_arm else runner), artifact
+    others = {job["runs-on"] if isinstance(job.get("runs-on"), str) else tuple(job["runs-on"])
+              for job_id, job in jobs.items() if "runs-on" in job and not job_id.startswith("build-")}
+    assert others == {runner if isinstance(runner, str) else tuple(runner)}

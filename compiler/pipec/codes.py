@@ -25,7 +25,7 @@ class ExitCode(IntEnum):
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 the spec or the request is wrong (or the output's reader went away, as in "
     "`pipec schema | head -1`); 2 usage; "
-    "3 `check` found generated files out of date; 4 AWS refused or failed; "
+    "3 `check` found generated files out of date; 4 AWS or GitHub refused or failed; "
     "70 internal error (a bug in pipec); 130 interrupted."
 )
 
@@ -132,6 +132,9 @@ _ENTRIES = [
          "(warning)", "github.pipec unset (pipec==0.1.0: PyPI has no pipec), or a git tag",
          "the wheel by sha256 (pipec @ https://.../pipec-0.1.0-py3-none-any.whl#sha256=...) or a git commit; "
          "`pipec init` writes the one this pipec came from"),
+    Code("PC223", "validate", _SPEC, "a function's deploy would outlast what a job (GitHub-hosted: 6 hours) or a "
+         "role session (12 hours) allows", "rollout: linear, 1 % every 5 minutes (100 steps)",
+         "shift traffic in fewer or shorter steps, or use self-hosted runners"),
     # plan and render: pipec's own checks of its output, which no validator makes
     Code("PC301", "render", _BUG, "a Lambda alias does not point at a new AWS::Lambda::Version published on every "
          "release", "an alias on $LATEST", "a bug in pipec's templates: report it"),
@@ -242,6 +245,12 @@ _ENTRIES = [
          "shallow clone", "fetch the ref (fetch-depth: 0 in CI)"),
     Code("PC703", "release", _SPEC, "there is no release tag yet", "pipec version current before the first release",
          "the first release will be the spec's initial_version"),
+    Code("PC704", "release", _AWS, "GitHub cannot be asked (no token, no network, or the API refused)",
+         "pipec github check in a job without `permissions: actions: read`",
+         "set GH_TOKEN and give the job `actions: read`"),
+    Code("PC705", "release", _AWS, "a GitHub environment is protected less than pipeline.yaml says (missing, any "
+         "branch may deploy, no or other required reviewers)", "approval: manual on production, whose GitHub "
+         "environment has no required reviewers", "the message's fix, in the repository's Settings -> Environments"),
 ]
 CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}
 

@@ -28,12 +28,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.github_api import GitHub, environment, github_api, team, user
+from tests.local_server import Quiet, serve
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -48,21 +50,12 @@ STAND_INS = {"actions/checkout": "checkout", "actions/setup-python": "setup-pyth
 REPOSITORY = "stiggio/pricing-api"
 
 
-@contextlib.contextmanager
-def served(folder: Path) -> Iterator[str]:
+def served(folder: Path) -> contextlib.AbstractContextManager[str]:
     """The folder over HTTP on 127.0.0.1, as a release page serves a wheel: the base URL."""
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    class Files(http.server.SimpleHTTPRequestHandler, Quiet):
+        pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serve(functools.partial(Files, directory=str(folder)))
 
 
 def build_wheel(dist: Path) -> Path:
@@ -136,6 +129,9 @@ class Rehearsal:
         shutil.copytree(HERE / "app", self.app)
         (self.app / "pipeline.yaml").write_text(with_existing_networks(self.world, spec, "222222222222"))
         self.plan = compile_spec(self.app / "pipeline.yaml").plan
+        self.github = GitHub(REPOSITORY, token="rehearsal")
+        self.protect()
+        self.github_url = self._stack.enter_context(github_api(self.github))
         self.pipec("build")
         self.origin = self.root / "origin.git"
         self._git("init", "-q", "--bare", "-b", "main", str(self.origin), cwd=self.root)
@@ -145,6 +141,21 @@ class Rehearsal:
         for env in self.plan.environments:
             self.pipec("bootstrap", "--env", env.name, account=env.account)
         return self
+
+    def protect(self) -> None:
+        """Every GitHub environment set up as generated/README.md asks: only the release branch deploys, and the
+        spec's reviewers approve where it says approval: manual."""
+        from pipec.plan.names import BUILD_ENVIRONMENT
+
+        def reviewer(name: str) -> dict[str, Any]:
+            org, _, slug = name.removeprefix("@").partition("/")
+            return team(org, slug) if slug else user(org)
+
+        for env in self.plan.environments:
+            self.github.environments[env.name] = environment(
+                env.name, reviewers=[reviewer(r) for r in env.reviewers] if env.approval else None)
+        self.github.environments[BUILD_ENVIRONMENT] = environment(BUILD_ENVIRONMENT)
+        self.github.branch_policies = {name: [self.plan.branch] for name in self.github.environments}
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -269,7 +280,7 @@ class Rehearsal:
                   "REHEARSAL_BASE_PYTHON": str(self.root / "python"), "REHEARSAL_MOTO": self.moto,
                   "REHEARSAL_AWS": str(Path(sys.executable).parent / "aws"),
                   "REHEARSAL_URLS": json.dumps(urls), "REHEARSAL_ACCOUNTS": json.dumps(accounts),
-                  "REHEARSAL_PROJECT": self.plan.project,
+                  "REHEARSAL_PROJECT": self.plan.project, "GITHUB_API_URL": self.github_url,
                   # pipec's own knobs, for moto's speed: poll often, and no wait for images to replicate
                   "PIPEC_POLL_SECONDS": "0.01", "PIPEC_IMAGE_WAIT": "0",
                   "PIP_CACHE_DIR": str(PIP_CACHE), "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(env or {})}

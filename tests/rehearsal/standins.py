@@ -90,20 +90,25 @@ def assume() -> None:
     import boto3
 
     role, region = os.environ.get("ROLE_TO_ASSUME", ""), os.environ.get("AWS_REGION_INPUT", "")
-    _log("assume", role=role, region=region)
+    duration = int(os.environ.get("DURATION_INPUT") or 3600)
+    _log("assume", role=role, region=region, duration=duration)
     found = re.fullmatch(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)", role)
     if found is None or not region:
         _fail("assume", f"role-to-assume {role!r} is not a role ARN, or aws-region is empty")
     account, name = found.groups()
     iam = _admin(account).client("iam", endpoint_url=os.environ["REHEARSAL_MOTO"], region_name=region)
     try:
-        iam.get_role(RoleName=name)
+        found_role = iam.get_role(RoleName=name)["Role"]
     except iam.exceptions.NoSuchEntityException:
         _fail("assume", f"Could not assume role with OIDC: {role} does not exist in account {account}")
+    # STS refuses a session longer than the role's MaxSessionDuration (moto does not check it)
+    if duration > int(found_role.get("MaxSessionDuration", 3600)):
+        _fail("assume", f"The requested DurationSeconds exceeds the MaxSessionDuration set for this role: {role}")
     sts = boto3.client("sts", region_name=region, endpoint_url=os.environ["REHEARSAL_MOTO"],
                        aws_access_key_id="oidc", aws_secret_access_key="oidc")
     credentials = sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="GitHubActions",
-                                                    WebIdentityToken="rehearsal")["Credentials"]
+                                                    WebIdentityToken="rehearsal",
+                                                    DurationSeconds=duration)["Credentials"]
     with open(os.environ["GITHUB_ENV"], "a", encoding="utf-8") as env:
         for key, value in (("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"]),
                            ("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"]),

@@ -229,6 +229,29 @@ def version_current(spec: SpecArg = Path("pipeline.yaml")) -> None:
     _execute(action)
 
 
+github_app = typer.Typer(help="GitHub's repository settings that pipeline.yaml relies on.", no_args_is_help=True)
+app.add_typer(github_app, name="github")
+
+
+@github_app.command("check")
+def github_check(env: Annotated[str | None, typer.Option("--env", "-e", help="One environment (default: all, "
+                                                          "and the build's).")] = None,
+                 spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Stop unless each GitHub environment exists, lets only the release branch deploy, and has the required
+    reviewers pipeline.yaml names (GH_TOKEN with actions: read; GITHUB_API_URL for GitHub Enterprise)."""
+    from pipec import build
+    from pipec.aws import targets
+    from pipec.release import github
+
+    def action() -> None:
+        plan = build.validated_plan(spec)
+        if env is not None:
+            targets.environment(plan, env)
+        checked = github.check(plan, env)
+        typer.echo(f"pipec: GitHub environments {', '.join(checked)} are protected as pipeline.yaml says")
+    _execute(action)
+
+
 def _versions(spec: Path) -> Versions:
     from pipec import build
     from pipec.release import versions

@@ -71,6 +71,7 @@ class ArtifactPlan(NamedTuple):
     platform: str = "linux/amd64"
     build: str | None = None
     path: str = ""
+    runner: str | tuple[str, ...] = "ubuntu-24.04"  # runs-on of its build job: an arm64 runner for arm64 builds
 
     @property
     def is_image(self) -> bool:
@@ -235,6 +236,7 @@ class EnvironmentPlan(NamedTuple):
     alert_topic: str
     alarm_prefix: str
     deploy_subject: str  # the OIDC subject of this environment's deploy jobs
+    rollback_environment: str  # the GitHub environment its rollbacks run in: its own, or <env>_rollback (unapproved)
     stage_job: str  # the release workflow's job that calls the stage workflow
     stage_workflow: str  # the file of the reusable workflow: deploy, then the end-to-end checks
     stage_group: str  # concurrency group held by the stage, from approval to the last check
@@ -276,8 +278,15 @@ class Plan(NamedTuple):
     build_role: str
     account_names: AccountNames
     release_group: str  # concurrency group of the release workflow's version job (one tag at a time)
+    deploy_minutes: int  # the timeout of a deploy or rollback job of one region (its services one after another)
     sanity_group: str
     spec_sha: str = ""
+
+    @property
+    def session_seconds(self) -> int:
+        """How long the deploy role's session lasts (its MaxSessionDuration, and what each job asks for): the whole
+        job, within IAM's one to twelve hours."""
+        return min(43200, max(3600, self.deploy_minutes * 60))
 
     @property
     def branch_ref(self) -> str:
@@ -350,6 +359,7 @@ class AccountNames(NamedTuple):
     cfn_role: str
     sanity_role: str
     deploy_subject: str
+    rollback_subject: str | None  # trusted by the deploy role too when some environment's rollbacks are unapproved
     branch_subjects: tuple[str, ...]  # what the sanity role trusts: the release branch, and the default branch
     build_subject: str
     build_account_root: str

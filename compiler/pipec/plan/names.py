@@ -163,6 +163,11 @@ def repository_prefix(project: str) -> str:
     return f"{project}/"
 
 
+def rollback_environment(env: str) -> str:
+    """The GitHub environment of an environment's unapproved rollbacks (an underscore, which no spec name has)."""
+    return f"{env}_rollback"
+
+
 def oidc_environment_subject(repository_name: str, env: str) -> str:
     """The OIDC subject GitHub gives a job bound to a GitHub environment."""
     return f"repo:{repository_name}:environment:{env}"

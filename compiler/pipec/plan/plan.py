@@ -34,7 +34,7 @@ from pipec.plan.model import (
     Target,
 )
 from pipec.plan.names import ACCOUNT, ANY, ENV, REGION
-from pipec.validate import contract
+from pipec.validate import contract, rules
 from pipec.validate.facts import FARGATE_SIZES
 from pipec.validate.schedule import eventbridge
 from pipec.validate.spec import (
@@ -86,6 +86,7 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         build_role=names.build_role(spec.project),
         account_names=_account_names(spec, build, cross_accounts),
         release_group=names.workflow_group(spec.project, "release"),
+        deploy_minutes=rules.deploy_minutes(spec),
         sanity_group=names.workflow_group(spec.project, "sanity"),
         spec_sha=spec_sha,
     )
@@ -137,6 +138,8 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         cfn_role=names.role(p, ENV, "cfn"),
         sanity_role=names.role(p, ENV, "sanity"),
         deploy_subject=names.oidc_environment_subject(spec.repository, ENV),
+        rollback_subject=names.oidc_environment_subject(spec.repository, "${RollbackEnvironment}")
+        if unapproved_rollbacks(spec) else None,
         branch_subjects=tuple(names.oidc_branch_subject(spec.repository, branch) for branch in
                               dict.fromkeys([spec.release.branch, spec.github.default_branch or spec.release.branch])),
         build_subject=names.oidc_environment_subject(spec.repository, names.BUILD_ENVIRONMENT),
@@ -182,12 +185,20 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
 
 
 def _artifact(spec: Spec, name: str) -> ArtifactPlan:
+    """An artifact and where it is built: on an arm64 runner when it is for arm64 (an image for linux/arm64, a zip
+    of arm64 functions only), since an x64 runner cannot run an arm64 image's RUN steps without emulation."""
     artifact = spec.artifacts[name]
+    runner = spec.github.runner if isinstance(spec.github.runner, str) else tuple(spec.github.runner)
+    arm = spec.github.arm_runner if isinstance(spec.github.arm_runner, str) else tuple(spec.github.arm_runner)
     if isinstance(artifact, ContainerImage):
         return ArtifactPlan(name, artifact.type, names.repository(spec.project, name), artifact.context,
-                            artifact.dockerfile, artifact.platform)
+                            artifact.dockerfile, artifact.platform,
+                            runner=arm if artifact.platform == "linux/arm64" else runner)
     assert isinstance(artifact, LambdaZip)
-    return ArtifactPlan(name, artifact.type, build=artifact.build, path=artifact.path)
+    users = [s for s in spec.services.values() if s.artifact == name and isinstance(s, LambdaService)]
+    for_arm = bool(users) and all(s.architecture == "arm64" for s in users)
+    return ArtifactPlan(name, artifact.type, build=artifact.build, path=artifact.path,
+                        runner=arm if for_arm else runner)
 
 
 def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
@@ -213,6 +224,7 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         alert_topic=names.alert_topic(project, name),
         alarm_prefix=names.alarm_prefix(project, name),
         deploy_subject=names.oidc_environment_subject(spec.repository, name),
+        rollback_environment=_rollback_environment(spec, name),
         stage_job=names.job("promote", name),
         stage_workflow=names.stage_workflow(name),
         stage_group=names.stage_group(project, name),
@@ -253,6 +265,18 @@ def _parameter_file(env: str, region: str, unit: str) -> str:
     return f"{CLOUDFORMATION}/parameters/{env}/{region}/{unit}.json"
 
 
+def _rollback_environment(spec: Spec, env: str) -> str:
+    """The GitHub environment an environment's rollbacks run in: its own, unless the spec lets them start
+    without its reviewers."""
+    settings = spec.environments[env]
+    unapproved = settings.approval == "manual" and settings.rollback_approval == "none"
+    return names.rollback_environment(env) if unapproved else env
+
+
+def unapproved_rollbacks(spec: Spec) -> bool:
+    return any(_rollback_environment(spec, env) != env for env in spec.environments)
+
+
 def _bootstrap_stack(spec: Spec, env: str, target: Target) -> Stack:
     environments = list(spec.environments)
     first_in_account = next(e for e in environments if spec.environments[e].account == target.account)
@@ -267,6 +291,8 @@ def _bootstrap_stack(spec: Spec, env: str, target: Target) -> Stack:
     }
     if any(a.type == "container-image" for a in spec.artifacts.values()):  # only images need a registry
         values["OwnsRegistry"] = _flag(env == first_in_registry)
+    if unapproved_rollbacks(spec):  # the deploy role then trusts the rollbacks' environment too
+        values["RollbackEnvironment"] = _rollback_environment(spec, env)
     return Stack(names.stack(spec.project, env, "bootstrap"), BOOTSTRAP_TEMPLATE,
                  _parameter_file(env, target.region, "bootstrap"), target, tuple(values.items()))
 

@@ -450,6 +450,64 @@ def pipec_install(spec: Spec, doc: Document) -> Found:
                              severity=Severity.WARNING)
 
 
+# How long one region's deploy job may take: pipec deploys the services one after another, and CloudFormation
+# waits for each to settle before the next starts.
+SETUP_MINUTES = 10  # check out, install pipec, assume the role, read the release
+ECS_SERVICE_MINUTES = 30  # tasks replaced, healthy behind the load balancer, old ones drained (circuit breaker on)
+LAMBDA_UPDATE_MINUTES = 10  # the stack update and CodeDeploy's deployment around its traffic shifting
+GITHUB_HOSTED_MINUTES = 360  # GitHub stops a job on a GitHub-hosted runner after 6 hours
+SESSION_MINUTES = 720  # IAM: a role session (MaxSessionDuration) lasts at most 12 hours
+
+
+def shifting_minutes(service: EcsService | LambdaService) -> int:
+    """How long CodeDeploy shifts a function's traffic: one wait (canary), or one per step (linear)."""
+    if isinstance(service, EcsService) or service.rollout.strategy == "all-at-once":
+        return 0
+    rollout = service.rollout
+    return rollout.minutes if rollout.strategy == "canary" else math.ceil(100 / rollout.percent) * rollout.minutes
+
+
+def service_minutes(service: EcsService | LambdaService) -> int:
+    if isinstance(service, EcsService):
+        return ECS_SERVICE_MINUTES
+    return LAMBDA_UPDATE_MINUTES + shifting_minutes(service)
+
+
+def job_limit(spec: Spec) -> int:
+    """The most minutes a deploy job may run: GitHub's limit on its own runners, else the longest role session."""
+    return GITHUB_HOSTED_MINUTES if github_hosted(spec) else SESSION_MINUTES
+
+
+def deploy_minutes(spec: Spec) -> int:
+    """The timeout of a deploy (or rollback) job of one region, and what its role session must last: its services
+    one after another, within the job limit (each service's own time fits: PC223)."""
+    return min(job_limit(spec), SETUP_MINUTES + sum(service_minutes(s) for s in spec.services.values()))
+
+
+def github_hosted(spec: Spec) -> bool:
+    runner = spec.github.runner
+    return isinstance(runner, str) and re.match(r"(ubuntu|windows|macos)-", runner) is not None
+
+
+def deploy_time(spec: Spec, doc: Document) -> Found:
+    """A service whose own deploy outlasts the job (a long rollout) would be stopped halfway every time, leaving
+    its stack updating and nothing in the ledger."""
+    limit = job_limit(spec)
+    what = ("a GitHub-hosted runner stops a job after 360" if limit == GITHUB_HOSTED_MINUTES
+            else "a role session lasts at most 720 (IAM)")
+    for name, service in spec.services.items():
+        minutes = SETUP_MINUTES + service_minutes(service)
+        if minutes <= limit or not isinstance(service, LambdaService):
+            continue
+        where = ("services", name, "rollout") if "rollout" in service.model_fields_set else ("services", name)
+        yield doc.diagnostic("PC223", where, f'deploying "{name}" may take up to {minutes} minutes '
+                             f"({SETUP_MINUTES} to set up, {LAMBDA_UPDATE_MINUTES} for the update, "
+                             f"{shifting_minutes(service)} shifting traffic), but {what}: the job would stop "
+                             "halfway, with the stack still updating",
+                             "shift traffic in fewer or shorter steps (a canary, or fewer minutes per step), or run "
+                             "the jobs on self-hosted runners (github.runner)", key=True)
+
+
 # Every rule under its code, in the order they run; titles come from the one registry, `pipec.codes`.
 # (A table, not a decorator: mutation testing skips decorated functions.)
 RULES: list[Rule] = [Rule(code, CODES[code].title, function, looks_up) for code, function, looks_up in (
@@ -473,4 +531,5 @@ RULES: list[Rule] = [Rule(code, CODES[code].title, function, looks_up) for code,
     ("PC220", plain_http, ("environments",)),
     ("PC221", overlapping_environments, ()),
     ("PC222", pipec_install, ("github",)),
+    ("PC223", deploy_time, ("services",)),
 )]

@@ -106,6 +106,11 @@ class GitHub(Model):
         list[Annotated[str, Field(pattern=whole(RUNNER))]], Field(min_length=1, max_length=10)], Field(description=(
             "runs-on of every job: a label, or the labels a runner must all have, e.g. [self-hosted, linux, "
             "x64]."))] = "ubuntu-24.04"
+    arm_runner: Annotated[Annotated[str, Field(pattern=whole(RUNNER))] | Annotated[
+        list[Annotated[str, Field(pattern=whole(RUNNER))]], Field(min_length=1, max_length=10)], Field(description=(
+            "runs-on of the jobs that build for arm64 (images for linux/arm64, zips of arm64 functions): GitHub's "
+            "arm64 runner, or labels of a self-hosted one. They build natively: an x64 runner fails on an arm64 "
+            "image's first RUN step (exec format error)."))] = "ubuntu-24.04-arm"
     pipec: Annotated[str | None, Field(pattern=whole(REQUIREMENT), description=(
         "What the workflows install with pip to run pipec, pinned: its wheel by sha256 "
         "(pipec @ https://.../pipec-0.1.0-py3-none-any.whl#sha256=...) or a git commit "
@@ -160,6 +165,11 @@ class Environment(Model):
         "it explicitly."))] = None
     reviewers: Annotated[list[Annotated[str, Field(pattern=whole(GITHUB_HANDLE))]], Field(
         description="Who approves deploys (documented in generated/README.md).")] = []
+    rollback_approval: Annotated[Literal["reviewers", "none"], Field(description=(
+        "With approval: manual, who lets a rollback start. reviewers (the default, four eyes): the same reviewers "
+        "as a deploy; with GitHub's prevent self-review, not the person who started it. none: at once, in the "
+        "GitHub environment <env>_rollback (release branch only, no reviewers), which the deploy role then trusts "
+        "too."))] = "reviewers"
     url: Annotated[str | None, Field(pattern=whole(URL), description=(
         "Base URL of the environment for e2e and sanity checks; {region} and {env} are replaced."))] = None
     network: Network = Network()

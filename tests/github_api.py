@@ -1,0 +1,79 @@
+"""A stand-in for the part of GitHub's REST API that pipec reads, on 127.0.0.1: a repository's environments and
+their deployment branch policies, answered as GitHub's documentation shows them (GET only; 404 for what is not
+there; 401 without a token)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from tests.local_server import Quiet, serve
+
+
+def user(login: str) -> dict[str, Any]:
+    return {"type": "User", "reviewer": {"login": login, "id": 1, "type": "User"}}
+
+
+def team(org: str, slug: str) -> dict[str, Any]:
+    return {"type": "Team", "reviewer": {"slug": slug, "name": slug.replace("-", " ").title(), "id": 2,
+                                         "html_url": f"https://github.com/orgs/{org}/teams/{slug}"}}
+
+
+def environment(name: str, *, reviewers: list[dict[str, Any]] | None = None, branches: str | None = "custom",
+                prevent_self_review: bool = True) -> dict[str, Any]:
+    """An environment as GET /repos/{owner}/{repo}/environments/{name} returns it. branches: "custom" (selected
+    branches), "protected" (protected branches only) or None (any branch may deploy)."""
+    rules: list[dict[str, Any]] = [{"id": 3, "type": "branch_policy"}] if branches else []
+    if reviewers is not None:
+        rules.append({"id": 4, "type": "required_reviewers", "prevent_self_review": prevent_self_review,
+                      "reviewers": reviewers})
+    policy = None if branches is None else {"protected_branches": branches == "protected",
+                                             "custom_branch_policies": branches == "custom"}
+    return {"id": 5, "name": name, "url": f"https://api.github.com/repos/o/r/environments/{name}",
+            "protection_rules": rules, "deployment_branch_policy": policy, "can_admins_bypass": True}
+
+
+@dataclass
+class GitHub:
+    repository: str
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    branch_policies: dict[str, list[str]] = field(default_factory=dict)
+    token: str = "t0ken"
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (path, authorization)
+
+    def answer(self, path: str, authorization: str) -> tuple[int, Any]:
+        self.requests.append((path, authorization))
+        if authorization != f"Bearer {self.token}":
+            return 401, {"message": "Bad credentials"}
+        prefix = f"/repos/{self.repository}/environments/"
+        if not path.startswith(prefix):
+            return 404, {"message": "Not Found"}
+        name, _, rest = unquote(path[len(prefix):]).partition("/")
+        if name not in self.environments:
+            return 404, {"message": "Not Found"}
+        if rest == "":
+            return 200, self.environments[name]
+        if rest == "deployment-branch-policies":
+            policies = [{"id": i, "name": p, "type": "branch"} for i, p in enumerate(self.branch_policies.get(name,
+                                                                                                              []))]
+            return 200, {"total_count": len(policies), "branch_policies": policies}
+        return 404, {"message": "Not Found"}
+
+
+def github_api(github: GitHub) -> contextlib.AbstractContextManager[str]:
+    """Serve the stand-in; its base URL (GITHUB_API_URL) for the length of a with block."""
+
+    class Handler(Quiet):
+        def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+            status, body = github.answer(urlsplit(self.path).path, self.headers.get("Authorization", ""))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return serve(Handler)

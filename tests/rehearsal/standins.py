@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -91,7 +92,8 @@ def assume() -> None:
 
     role, region = os.environ.get("ROLE_TO_ASSUME", ""), os.environ.get("AWS_REGION_INPUT", "")
     duration = int(os.environ.get("DURATION_INPUT") or 3600)
-    _log("assume", role=role, region=region, duration=duration)
+    subject = _subject()
+    _log("assume", role=role, region=region, duration=duration, subject=subject)
     found = re.fullmatch(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)", role)
     if found is None or not region:
         _fail("assume", f"role-to-assume {role!r} is not a role ARN, or aws-region is empty")
@@ -101,6 +103,9 @@ def assume() -> None:
         found_role = iam.get_role(RoleName=name)["Role"]
     except iam.exceptions.NoSuchEntityException:
         _fail("assume", f"Could not assume role with OIDC: {role} does not exist in account {account}")
+    # STS evaluates the trust policy against the token (moto does not): GitHub as issuer, the audience, the subject
+    if not _trusts(found_role["AssumeRolePolicyDocument"], subject):
+        _fail("assume", f"Not authorized to perform sts:AssumeRoleWithWebIdentity: {role} does not trust {subject}")
     # STS refuses a session longer than the role's MaxSessionDuration (moto does not check it)
     if duration > int(found_role.get("MaxSessionDuration", 3600)):
         _fail("assume", f"The requested DurationSeconds exceeds the MaxSessionDuration set for this role: {role}")
@@ -115,6 +120,39 @@ def assume() -> None:
                            ("AWS_SESSION_TOKEN", credentials["SessionToken"]), ("AWS_REGION", region),
                            ("AWS_DEFAULT_REGION", region), ("AWS_ENDPOINT_URL", os.environ["REHEARSAL_MOTO"])):
             env.write(f"{key}={value}\n")
+
+
+def _subject() -> str:
+    """The `sub` GitHub gives this job's OIDC token (GitHub's OIDC documentation): its environment's when it has
+    one, else the event's: a pull request, or the ref, which for a schedule is the default branch's."""
+    repository = os.environ["GITHUB_REPOSITORY"]
+    environment = json.loads(os.environ.get("REHEARSAL_JOB_ENVIRONMENTS", "{}")).get(os.environ.get("GITHUB_JOB", ""))
+    if environment:
+        return f"repo:{repository}:environment:{environment}"
+    event = os.environ.get("GITHUB_EVENT_NAME", "")
+    if event.startswith("pull_request"):
+        return f"repo:{repository}:pull_request"
+    ref = f"refs/heads/{os.environ['REHEARSAL_DEFAULT_BRANCH']}" if event == "schedule" else os.environ["GITHUB_REF"]
+    return f"repo:{repository}:ref:{ref}"
+
+
+def _trusts(policy: Any, subject: str) -> bool:
+    """Whether a trust policy lets a GitHub OIDC token with this subject (and audience sts.amazonaws.com) in."""
+    if isinstance(policy, str):
+        policy = json.loads(urllib.parse.unquote(policy))
+    for statement in policy.get("Statement", []):
+        actions = statement.get("Action")
+        actions = [actions] if isinstance(actions, str) else actions or []
+        federated = str((statement.get("Principal") or {}).get("Federated", ""))
+        if statement.get("Effect") != "Allow" or "sts:AssumeRoleWithWebIdentity" not in actions or not \
+                federated.endswith("oidc-provider/token.actions.githubusercontent.com"):
+            continue
+        equals = (statement.get("Condition") or {}).get("StringEquals") or {}
+        subjects = equals.get("token.actions.githubusercontent.com:sub")
+        subjects = [subjects] if isinstance(subjects, str) else subjects or []
+        if equals.get("token.actions.githubusercontent.com:aud") == "sts.amazonaws.com" and subject in subjects:
+            return True
+    return False
 
 
 def _state(name: str) -> Path:

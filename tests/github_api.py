@@ -8,7 +8,7 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.local_server import Quiet, serve
 
@@ -43,11 +43,18 @@ class GitHub:
     branch_policies: dict[str, list[str]] = field(default_factory=dict)
     token: str = "t0ken"
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, authorization)
+    headers: list[dict[str, str]] = field(default_factory=list)  # each request's headers, names in lower case
+    forbidden: bool = False  # a token without the permission: 403
+    body: Any = None  # answer every request with this instead (a broken proxy, say)
 
-    def answer(self, path: str, authorization: str) -> tuple[int, Any]:
+    def answer(self, path: str, authorization: str, query: dict[str, list[str]] | None = None) -> tuple[int, Any]:
         self.requests.append((path, authorization))
         if authorization != f"Bearer {self.token}":
             return 401, {"message": "Bad credentials"}
+        if self.forbidden:
+            return 403, {"message": "Resource not accessible by integration"}
+        if self.body is not None:
+            return 200, self.body
         prefix = f"/repos/{self.repository}/environments/"
         if not path.startswith(prefix):
             return 404, {"message": "Not Found"}
@@ -56,10 +63,13 @@ class GitHub:
             return 404, {"message": "Not Found"}
         if rest == "":
             return 200, self.environments[name]
-        if rest == "deployment-branch-policies":
-            policies = [{"id": i, "name": p, "type": "branch"} for i, p in enumerate(self.branch_policies.get(name,
-                                                                                                              []))]
-            return 200, {"total_count": len(policies), "branch_policies": policies}
+        if rest == "deployment-branch-policies":  # paginated as GitHub does: per_page (default 30, at most 100)
+            policies = [{"id": i, "name": p.removeprefix("tag:"), "type": "tag" if p.startswith("tag:") else "branch"}
+                        for i, p in enumerate(self.branch_policies.get(name, []))]
+            per_page = min(100, int((query or {}).get("per_page", ["30"])[0]))
+            page = int((query or {}).get("page", ["1"])[0])
+            return 200, {"total_count": len(policies),
+                         "branch_policies": policies[(page - 1) * per_page:page * per_page]}
         return 404, {"message": "Not Found"}
 
 
@@ -68,7 +78,9 @@ def github_api(github: GitHub) -> contextlib.AbstractContextManager[str]:
 
     class Handler(Quiet):
         def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
-            status, body = github.answer(urlsplit(self.path).path, self.headers.get("Authorization", ""))
+            github.headers.append({key.lower(): value for key, value in self.headers.items()})
+            url = urlsplit(self.path)
+            status, body = github.answer(url.path, self.headers.get("Authorization", ""), parse_qs(url.query))
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -127,6 +127,7 @@ def test_github_cannot_be_reached(workdir: Path) -> None:
     assert result.exit_code == 4
     assert "error[PC704]: GitHub cannot be asked (http://127.0.0.1:9/repos/stiggio/pricing-api/environments/" \
            "staging)" in result.stderr
+    assert _errors(result)[-1] == "hint: check the network and GITHUB_API_URL"
 
 
 def test_unapproved_rollbacks_need_their_own_environment_restricted_to_the_release_branch(workdir: Path) -> None:
@@ -150,3 +151,100 @@ def test_unapproved_rollbacks_need_their_own_environment_restricted_to_the_relea
     github.branch_policies["production_rollback"] = ["main"]
     assert _check(workdir, github, "--env", "production").stdout == (
         "pipec: GitHub environments production, production_rollback are protected as pipeline.yaml says\n")
+
+
+def test_what_each_request_says(workdir: Path) -> None:
+    """GitHub's REST conventions: its media type, the API version pinned, a User-Agent (GitHub refuses requests
+    without one), the token as a bearer; the token may come as GITHUB_TOKEN; the base URL may end in a slash."""
+    github = GitHub(REPOSITORY, _protected(), _policies())
+    with github_api(github) as url:
+        result = cli("github", "check", cwd=workdir,
+                     env={"GITHUB_API_URL": url + "/", "GH_TOKEN": None, "GITHUB_TOKEN": "t0ken"})  # type: ignore[dict-item]
+    assert result.exit_code == 0, result.stderr
+    assert {(h["accept"], h["x-github-api-version"], h["user-agent"], h["authorization"]) for h in github.headers} == {
+        ("application/vnd.github+json", "2022-11-28", "pipec", "Bearer t0ken")}
+    assert all(path.startswith(f"/repos/{REPOSITORY}/environments/") for path, _ in github.requests)
+
+
+def test_the_release_branch_is_found_among_many_policies_and_never_by_a_tag(workdir: Path) -> None:
+    """GitHub pages the branch policies (30 by default): the 35th must be read; a tag policy lets tags deploy, not
+    a branch of the same name."""
+    github = GitHub(REPOSITORY, _protected(), _policies())
+    github.branch_policies["production"] = [f"hotfix-{i}" for i in range(34)] + ["main"]
+    assert _check(workdir, github, "--env", "production").exit_code == 0
+    github.branch_policies["production"] = ["tag:main", "tag:v*"]
+    assert _errors(_check(workdir, github, "--env", "production"))[0] == (
+        "error[PC705]: GitHub environment production of stiggio/pricing-api lets only no branch deploy, not the "
+        "release branch main: every release would be refused")
+
+
+@pytest.mark.parametrize(("pattern", "ok"), [("main", True), ("ma?n", True), ("m*", True), ("*", True),
+                                             ("[lm]ain", True), ("m[a-c]in", True), ("[!x]ain", True),
+                                             ("mai", False), ("ma?", False), ("main?", False), ("Main", False),
+                                             ("[!m]ain", False), ("ma.n", False), ("release/*", False)])
+def test_branch_patterns_match_the_whole_name_as_github_does(pattern: str, ok: bool, workdir: Path) -> None:
+    github = GitHub(REPOSITORY, {"staging": environment("staging")}, {"staging": [pattern]})
+    assert (_check(workdir, github, "--env", "staging").exit_code == 0) is ok
+
+
+def test_release_branch_patterns_across_segments() -> None:
+    """Wildcards never match `/` (GitHub's docs: Ruby's File.fnmatch with FNM_PATHNAME): `*` and `?` stay inside
+    one segment, `**/` stands for whole segments, and a class never matches `/` either."""
+    from pipec.release.github import _matches
+
+    assert _matches("release/*", "release/stable") and not _matches("release/*", "release/a/b")
+    assert _matches("release/*/*", "release/a/b") and _matches("r?lease/*", "release/x")
+    assert _matches("**/stable", "release/x/stable") and _matches("**/stable", "stable")
+    assert not _matches("release/**", "release/a/b") and _matches("release/**", "release/a")
+    assert not _matches("r?lease/*", "rlease/x") and not _matches("*", "release/x")
+    assert not _matches("release[!a]x", "release/x") and not _matches("a[/]b", "a/b")
+
+
+def test_every_reviewer_missing_is_named_and_unknown_entries_are_no_reviewer(workdir: Path) -> None:
+    spec = workdir / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace('reviewers: ["@stiggio/backend-leads"]',
+                                             'reviewers: ["@stiggio/backend-leads", "@ana"]', 1))
+    assert cli("build", "pipeline.yaml", cwd=workdir).exit_code == 0
+    github = GitHub(REPOSITORY, _protected(), _policies())
+    github.environments["production"] = environment("production", reviewers=[user("bo")])
+    assert _errors(_check(workdir, github, "--env", "production")) == [
+        "error[PC705]: GitHub environment production of stiggio/pricing-api does not have the required reviewers "
+        "pipeline.yaml names: @stiggio/backend-leads, @ana missing (it has @bo)",
+        "hint: Settings -> Environments -> production -> Required reviewers: add @stiggio/backend-leads, @ana"]
+    # a reviewer GitHub describes in a way pipec cannot read (a new kind, a team without its slug) is nobody
+    github.environments["production"] = environment("production", reviewers=[
+        {"type": "App", "reviewer": {"login": "bot"}}, {"type": "Team", "reviewer": {"name": "Leads"}}])
+    assert _errors(_check(workdir, github, "--env", "production")) == [
+        "error[PC705]: GitHub environment production of stiggio/pricing-api has no required reviewers, but "
+        "pipeline.yaml says approval: manual: its deploys would start unapproved",
+        "hint: Settings -> Environments -> production -> Required reviewers: @stiggio/backend-leads, @ana"]
+
+
+def test_problems_of_an_environment_and_of_its_rollbacks_are_said_together(workdir: Path) -> None:
+    spec = workdir / "pipeline.yaml"
+    spec.write_text(spec.read_text().replace('    reviewers: ["@stiggio/backend-leads"]\n',
+                                             '    reviewers: ["@stiggio/backend-leads"]\n'
+                                             '    rollback_approval: none\n', 1))
+    assert cli("build", "pipeline.yaml", cwd=workdir).exit_code == 0
+    github = GitHub(REPOSITORY, {"production": environment("production")}, _policies())
+    errors = [line for line in _errors(_check(workdir, github, "--env", "production")) if line.startswith("error")]
+    assert errors == [
+        "error[PC705]: GitHub environment production of stiggio/pricing-api has no required reviewers, but "
+        "pipeline.yaml says approval: manual: its deploys would start unapproved",
+        "error[PC705]: GitHub environment production_rollback of stiggio/pricing-api does not exist: GitHub would "
+        "create it at the first deploy, unprotected"]
+
+
+def test_a_forbidden_token_and_a_broken_answer(workdir: Path) -> None:
+    github = GitHub(REPOSITORY, _protected(), _policies(), forbidden=True)
+    result = _check(workdir, github)
+    assert result.exit_code == 4
+    assert _errors(result)[0].startswith("error[PC704]: GitHub answered 403 to GET http://127.0.0.1:")
+    assert _errors(result)[1] == ("hint: the token may not read the repository's environments: give the job "
+                                  "`permissions: actions: read`")
+    broken = GitHub(REPOSITORY, _protected(), _policies(), body=["not", "an", "object"])
+    result = _check(workdir, broken)
+    assert result.exit_code == 4
+    assert _errors(result)[0].startswith("error[PC704]: GitHub answered GET http://127.0.0.1:")
+    assert _errors(result)[0].endswith(f"/repos/{REPOSITORY}/environments/staging with something other than an "
+                                       "object")

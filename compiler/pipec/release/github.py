@@ -93,11 +93,33 @@ def _reviewer(entry: dict[str, Any]) -> str:
     return ""
 
 
+_GLOB = re.compile(r"\*\*/|\*+|\?|\[[!^]?\]?[^\]]*\]")
+
+
 def _matches(pattern: str, branch: str) -> bool:
-    """GitHub's branch name pattern (fnmatch with `*` inside one path segment, `**` across them), whole name."""
-    regex = "".join(".*" if part == "**" else "[^/]*" if part == "*" else "[^/]" if part == "?" else re.escape(part)
-                    for part in re.split(r"(\*\*|\*|\?)", pattern))
-    return re.fullmatch(regex, branch) is not None
+    """A branch policy's name pattern, as GitHub matches it (Ruby's File.fnmatch with FNM_PATHNAME, its docs say;
+    wildcards never match `/`): `*` and `?` within one segment, `**/` for any number of whole segments, `[...]` a
+    character class; the whole name, case-sensitive."""
+    regex, at = "", 0
+    for found in _GLOB.finditer(pattern):
+        regex += re.escape(pattern[at:found.start()])
+        token = found.group(0)
+        if token == "**/":
+            regex += "(?:[^/]*/)*"
+        elif token.startswith("*"):
+            regex += "[^/]*"
+        elif token == "?":
+            regex += "[^/]"
+        else:  # a class: [abc], [a-z], [!abc] or [^abc]; like every wildcard, never a /
+            negated = token[1:2] in ("!", "^")
+            body = (token[2:-1] if negated else token[1:-1]).replace("\\", "\\\\")
+            regex += f"[^/{body}]" if negated else f"(?!/)[{body}]"
+        at = found.end()
+    regex += re.escape(pattern[at:])
+    try:
+        return re.fullmatch(regex, branch) is not None
+    except re.error:  # a pattern GitHub would read otherwise: never claim it admits the branch
+        return False
 
 
 def _problem(message: str, fix: str) -> Diagnostic:

@@ -5,7 +5,6 @@ there; 401 without a token)."""
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -80,12 +79,6 @@ def github_api(github: GitHub) -> contextlib.AbstractContextManager[str]:
         def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
             github.headers.append({key.lower(): value for key, value in self.headers.items()})
             url = urlsplit(self.path)
-            status, body = github.answer(url.path, self.headers.get("Authorization", ""), parse_qs(url.query))
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(*github.answer(url.path, self.headers.get("Authorization", ""), parse_qs(url.query)))
 
     return serve(Handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +24,15 @@ def serve(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
 
 
 class Quiet(BaseHTTPRequestHandler):
-    """A handler that keeps the test output clean."""
+    """A handler that keeps the test output clean, and answers in JSON."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def send_json(self, status: int, body: Any, content_type: str = "application/json") -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import ctypes
-import http.server
 import json
 import os
 import shutil
@@ -25,8 +24,9 @@ from pipec.emit import emit
 from pipec.plan.model import Target
 from pipec.render import guards
 from pipec.render.parse import parse
-from tests.aws_world import World, aws_in, free_port
+from tests.aws_world import World, aws_in
 from tests.conftest import EXAMPLE, snapshot
+from tests.local_server import Quiet, serve
 
 # ---------------------------------------------------------------- guards, one failing case per clause
 
@@ -532,32 +532,25 @@ def test_a_request_acts_on_what_it_names(service: str | None, region: str | None
 # ---------------------------------------------------------------- retries against a server that throttles
 
 
-class Throttling(http.server.BaseHTTPRequestHandler):
+AMZ_JSON = "application/x-amz-json-1.1"
+
+
+class Throttling(Quiet):
     """An SSM endpoint that throttles the first `throttles` requests, then answers."""
 
     throttles = 0
     seen = 0
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).seen += 1
         if type(self).seen <= type(self).throttles:
-            self._answer(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+            self.send_json(400, {"__type": "ThrottlingException", "message": "Rate exceeded"}, AMZ_JSON)
         else:
             value = json.dumps({"version": "1.2.0", "commit": "c", "digest": "d", "at": "t", "by": "b",
                                 "action": "deploy"})
-            self._answer(200, {"Parameter": {"Name": "/pipec/x", "Value": value, "Version": 3, "Type": "String"}})
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/x-amz-json-1.1")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.send_json(200, {"Parameter": {"Name": "/pipec/x", "Value": value, "Version": 3, "Type": "String"}},
+                           AMZ_JSON)
 
 
 @pytest.fixture
@@ -566,18 +559,12 @@ def throttling(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Throttling]]:
     from botocore.retries import standard
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Throttling)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
-                       "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
-        monkeypatch.setenv(key, value)
-    Throttling.seen = 0
-    try:
+    with serve(Throttling) as url:
+        for key, value in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test",
+                           "AWS_SECRET_ACCESS_KEY": "test"}.items():
+            monkeypatch.setenv(key, value)
+        Throttling.seen = 0
         yield Throttling
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_throttled_requests_are_retried(throttling: type[Throttling]) -> None:

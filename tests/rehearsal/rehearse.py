@@ -278,10 +278,12 @@ class Rehearsal:
         accounts = {e.name: e.account for e in self.plan.environments}
         # each job's GitHub environment, which GitHub puts in its OIDC token's subject (act tells a step nothing)
         jobs: dict[str, str] = {}
-        for text_of in [path, *(p for p in workflows.glob("*.yml") if p.name.startswith("deploy-"))]:
-            for job_id, job in (yaml.safe_load(text_of.read_text()).get("jobs") or {}).items():
+        for workflow_file in [*sorted(workflows.glob("*.yml")), path]:  # the one act runs last: an edited copy wins
+            for job_id, job in (yaml.safe_load(workflow_file.read_text()).get("jobs") or {}).items():
                 environment = job.get("environment")
-                if environment is not None:
+                if environment is None:
+                    jobs.pop(job_id, None)
+                else:
                     jobs[job_id] = environment["name"] if isinstance(environment, dict) else str(environment)
         urls = {f"{e.name}/{r}": e.url_for(r) for e in self.plan.environments for r in e.regions}
         values = {"REHEARSAL_PYTHON": sys.executable, "REHEARSAL_STANDINS": str(HERE / "standins.py"),

@@ -69,10 +69,10 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         project=spec.project,
         repository=spec.repository,
         branch=spec.release.branch,
-        default_branch=spec.github.default_branch or spec.release.branch,
+        default_branch=_default_branch(spec),
         tag_prefix=spec.release.tag_prefix,
         initial_version=spec.release.initial_version,
-        runner=spec.github.runner if isinstance(spec.github.runner, str) else tuple(spec.github.runner),
+        runner=_labels(spec.github.runner),
         workflows_dir=spec.github.workflows_dir.rstrip("/"),
         pipec_requirement=spec.github.pipec or f"pipec=={__version__}",
         environments=environments,
@@ -139,9 +139,9 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         sanity_role=names.role(p, ENV, "sanity"),
         deploy_subject=names.oidc_environment_subject(spec.repository, ENV),
         rollback_subject=names.oidc_environment_subject(spec.repository, "${RollbackEnvironment}")
-        if unapproved_rollbacks(spec) else None,
+        if _unapproved_rollbacks(spec) else None,
         branch_subjects=tuple(names.oidc_branch_subject(spec.repository, branch) for branch in
-                              dict.fromkeys([spec.release.branch, spec.github.default_branch or spec.release.branch])),
+                              dict.fromkeys([spec.release.branch, _default_branch(spec)])),
         build_subject=names.oidc_environment_subject(spec.repository, names.BUILD_ENVIRONMENT),
         build_account_root=names.account_root(build.account),
         build_role_arn=names.arn("iam", f"role/{names.build_role(p)}", region=""),
@@ -184,12 +184,16 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
     )
 
 
+def _labels(runner: str | list[str]) -> str | tuple[str, ...]:
+    """runs-on as the plan keeps it: one label, or the labels a runner must all have."""
+    return runner if isinstance(runner, str) else tuple(runner)
+
+
 def _artifact(spec: Spec, name: str) -> ArtifactPlan:
     """An artifact and where it is built: on an arm64 runner when it is for arm64 (an image for linux/arm64, a zip
     of arm64 functions only), since an x64 runner cannot run an arm64 image's RUN steps without emulation."""
     artifact = spec.artifacts[name]
-    runner = spec.github.runner if isinstance(spec.github.runner, str) else tuple(spec.github.runner)
-    arm = spec.github.arm_runner if isinstance(spec.github.arm_runner, str) else tuple(spec.github.arm_runner)
+    runner, arm = _labels(spec.github.runner), _labels(spec.github.arm_runner)
     if isinstance(artifact, ContainerImage):
         return ArtifactPlan(name, artifact.type, names.repository(spec.project, name), artifact.context,
                             artifact.dockerfile, artifact.platform,
@@ -265,6 +269,11 @@ def _parameter_file(env: str, region: str, unit: str) -> str:
     return f"{CLOUDFORMATION}/parameters/{env}/{region}/{unit}.json"
 
 
+def _default_branch(spec: Spec) -> str:
+    """Where GitHub runs schedules: the repository's default branch, the release branch unless the spec says."""
+    return spec.github.default_branch or spec.release.branch
+
+
 def _rollback_environment(spec: Spec, env: str) -> str:
     """The GitHub environment an environment's rollbacks run in: its own, unless the spec lets them start
     without its reviewers."""
@@ -273,7 +282,7 @@ def _rollback_environment(spec: Spec, env: str) -> str:
     return names.rollback_environment(env) if unapproved else env
 
 
-def unapproved_rollbacks(spec: Spec) -> bool:
+def _unapproved_rollbacks(spec: Spec) -> bool:
     return any(_rollback_environment(spec, env) != env for env in spec.environments)
 
 
@@ -291,7 +300,7 @@ def _bootstrap_stack(spec: Spec, env: str, target: Target) -> Stack:
     }
     if any(a.type == "container-image" for a in spec.artifacts.values()):  # only images need a registry
         values["OwnsRegistry"] = _flag(env == first_in_registry)
-    if unapproved_rollbacks(spec):  # the deploy role then trusts the rollbacks' environment too
+    if _unapproved_rollbacks(spec):  # the deploy role then trusts the rollbacks' environment too
         values["RollbackEnvironment"] = _rollback_environment(spec, env)
     return Stack(names.stack(spec.project, env, "bootstrap"), BOOTSTRAP_TEMPLATE,
                  _parameter_file(env, target.region, "bootstrap"), target, tuple(values.items()))

@@ -493,8 +493,8 @@ def deploy_time(spec: Spec, doc: Document) -> Found:
     """A service whose own deploy outlasts the job (a long rollout) would be stopped halfway every time, leaving
     its stack updating and nothing in the ledger."""
     limit = job_limit(spec)
-    what = ("a GitHub-hosted runner stops a job after 360" if limit == GITHUB_HOSTED_MINUTES
-            else "a role session lasts at most 720 (IAM)")
+    what = (f"a GitHub-hosted runner stops a job after {limit}" if limit == GITHUB_HOSTED_MINUTES
+            else f"a role session lasts at most {limit} (IAM)")
     for name, service in spec.services.items():
         minutes = SETUP_MINUTES + service_minutes(service)
         if minutes <= limit or not isinstance(service, LambdaService):

@@ -63,6 +63,8 @@ def main() -> None:
             pipec(world, STAGING, work, "deploy", "--env", "staging", "--version", version)
             step("what runs in staging")
             pipec(world, STAGING, work, "status", "--env", "staging")
+            step(f"staging's end-to-end checks pass: the release workflow records that {version} passed them")
+            pipec(world, STAGING, work, "verify", "--env", "staging", "--version", version)
             step(f"production approves and deploys the same {version}")
             pipec(world, PRODUCTION, work, "deploy", "--env", "production", "--version", version)
         pipec(world, PRODUCTION, work, "status", "--env", "production")

@@ -222,6 +222,7 @@ def deploy_everywhere(world: World, workdir: Path, versions: tuple[str, ...] = (
         strip_unsupported(world, plan, version)
         for env in plan.environments:
             run(env.account, "deploy", "--env", env.name, "--version", version)
+            run(plan.build_env.account, "verify", "--env", env.name, "--version", version)
 
 
 def aws_in(world: World, account: str, monkeypatch: Any) -> Any:

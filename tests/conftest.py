@@ -121,6 +121,25 @@ def sub_text(value: Any) -> str:
     return str(value["Fn::Sub"] if isinstance(value, dict) else value)
 
 
+Calls = list[tuple[str, dict[str, Any]]]  # AWS API calls: (operation, parameters)
+
+
+@pytest.fixture
+def api_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Every AWS API call botocore makes in this process (operation, parameters), in order, each still made."""
+    from botocore.client import BaseClient
+
+    calls: Calls = []
+    real = BaseClient._make_api_call
+
+    def recorded(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        calls.append((operation, params))
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+    return calls
+
+
 @pytest.fixture(scope="module")
 def world() -> Iterator[Any]:
     """A moto server on 127.0.0.1 for the tests of one module."""

@@ -1,4 +1,4 @@
-"""moto's server, with three fixes the tests need, each where moto departs from AWS.
+"""moto's server, with the fixes the tests need, each where moto departs from AWS.
 
 1. Executing a change set updates the stack's parameters.
 
@@ -26,6 +26,10 @@ there), as ECR replication does (moto 5.2 has no model for the resource and repl
 6. With `PIPEC_MOTO_SKIP` set to resource types (comma-separated), stacks skip those resources as moto skips the
 types it has no model for: for the rehearsal, which deploys the bundles exactly as published, the types
 tests/aws_world.py's UNSUPPORTED names (moto has models for them that cannot resolve what they point at).
+
+7. DescribeStacks gives an SSM-typed parameter's value as the stack was given it (the parameter's name) and what
+it resolved to as ResolvedValue, as CloudFormation does (moto 5.2 gives only the resolved value, a list as Python's
+repr), so comparing a stack's parameters with a release's compares like with like.
 """
 
 from __future__ import annotations
@@ -56,6 +60,26 @@ def _execute_and_keep_parameters(self: Any, change_set_name: str, stack_name: st
 
 
 models.CloudFormationBackend.execute_change_set = _execute_and_keep_parameters  # type: ignore[method-assign]
+
+
+def _parameter_list(self: Any) -> list[dict[str, Any]]:
+    template = getattr(self.resource_map, "_template", None)  # what the stack runs (template_dict stays empty when a
+    declared = template.get("Parameters", {}) if isinstance(template, dict) else {}  # change set created it)
+    given = self.parameters or {}
+    found = []
+    for key, value in self.resource_map.resolved_parameters.items():
+        kind = str(declared.get(key, {}).get("Type", ""))
+        if key in self.resource_map.no_echo_parameter_keys:
+            found.append({"ParameterKey": key, "ParameterValue": "****"})
+        elif kind.startswith("AWS::SSM::Parameter::") and key in given:
+            resolved = ",".join(value) if isinstance(value, list) else str(value)
+            found.append({"ParameterKey": key, "ParameterValue": given[key], "ResolvedValue": resolved})
+        else:
+            found.append({"ParameterKey": key, "ParameterValue": value})
+    return found
+
+
+models.Stack.parameter_list = property(_parameter_list)  # type: ignore[method-assign,assignment]
 
 
 def _s3(account_id: str, region_name: str) -> Any:

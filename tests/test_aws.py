@@ -17,7 +17,7 @@ from tests.aws_world import UNSUPPORTED, World, build_release, moto_server, stri
 from tests.conftest import REPO, Run, cli
 
 STAGING, PRODUCTION = "111111111111", "222222222222"
-COMMITS = {"1.0.0": "1" * 40, "1.1.0": "2" * 40}
+COMMITS = {"1.0.0": "1" * 40, "1.1.0": "2" * 40, "1.2.0": "3" * 40}
 
 
 def _ok(result: Run) -> str:
@@ -65,6 +65,21 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         removed = _release(world, run, plan, "1.0.0")
         assert {line.rsplit("(", 1)[1].rstrip(")") for line in removed} == set(UNSUPPORTED)
 
+        # A bootstrap that lacks what the release's stacks read (as before an administrator bootstrapped a region
+        # the spec gained): the deploy stops before any stack changes, naming it and the command.
+        ssm = world.client("ssm", STAGING, "us-east-1")
+        topic = ssm.get_parameter(Name="/pipec/stigg/staging/alerts/topic-arn")["Parameter"]["Value"]
+        ssm.delete_parameter(Name="/pipec/stigg/staging/alerts/topic-arn")
+        unready = run(STAGING, "deploy", "--env", "staging", "--version", "1.0.0")
+        assert unready.exit_code == 4
+        assert unready.stderr.startswith(
+            "pipec: error[PC622]: the bootstrap of staging lacks what the release needs: us-east-1 "
+            "/pipec/stigg/staging/alerts/topic-arn (read by api, worker, usage-report, webhooks); nothing was changed\n"
+            "hint: an administrator runs `pipec bootstrap --env staging` with this spec (the deploy role cannot change "
+            "the bootstrap or network stacks), then deploy again\n"), unready.stderr
+        assert {r["stack"] for r in _status(run, STAGING, "staging").values()} == {"NOT DEPLOYED"}
+        ssm.put_parameter(Name="/pipec/stigg/staging/alerts/topic-arn", Value=topic, Type="String")
+
         out = _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.0.0"))
         assert "[staging us-east-1 api] change set:" in out
         # Every role the service stacks made is under the environment's path, bounded by its boundary policy.
@@ -89,7 +104,17 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
 
         _release(world, run, plan, "1.1.0")
         _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.1.0"))
+        # Production takes only what staging verified (its end-to-end checks passed there), and nothing changes
+        # until it did.
+        unverified = run(PRODUCTION, "deploy", "--env", "production", "--version", "1.1.0")
+        assert unverified.exit_code == 4
+        assert "error[PC621]: release 1.1.0 was not verified in staging, the environment before production: " \
+               "nothing was changed\n" in unverified.stderr
+        assert {r["stack"] for r in _status(run, PRODUCTION, "production").values()} == {"NOT DEPLOYED"}
+        assert "passed staging's end-to-end checks" in _ok(run(STAGING, "verify", "--env", "staging", "--version",
+                                                               "1.1.0"))
         out = _ok(run(PRODUCTION, "deploy", "--env", "production", "--version", "1.1.0"))
+        assert out.splitlines()[1].startswith("pipec: 1.1.0 passed staging's end-to-end checks at ")
         assert "[production eu-west-1 usage-report] recorded 1.1.0" in out
         # The zips were copied into each production region's own bucket.
         for region in ("us-east-1", "eu-west-1"):
@@ -150,6 +175,24 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         assert _status(run, PRODUCTION, "production")[("us-east-1", "api")]["version"] == "1.1.0"
         assert _ok(run(PRODUCTION, "status", "--env", "production", "--region", "us-east-1", "--format",
                        "version")) == "1.1.0\n"
+
+        # Break glass: a release staging never verified goes to production only with a reason, which the ledger
+        # keeps and history and status show.
+        _release(world, run, plan, "1.2.0")
+        out = _ok(run(PRODUCTION, "deploy", "--env", "production", "--version", "1.2.0", "--service", "api",
+                      "--region", "us-east-1", "--break-glass", "INC-12: staging is down, the fix cannot wait"))
+        assert ("pipec: BREAK GLASS: 1.2.0 was not verified in staging; deploying anyway, recorded with the reason: "
+                "INC-12: staging is down, the fix cannot wait") in out.splitlines()
+        entry = json.loads(ssm.get_parameter(Name="/pipec/stigg/production/api")["Parameter"]["Value"])
+        assert (entry["version"], entry["action"], entry["reason"]) == (
+            "1.2.0", "deploy", "break glass: INC-12: staging is down, the fix cannot wait")
+        table = _ok(run(PRODUCTION, "history", "--env", "production", "--service", "api", "--region", "us-east-1"))
+        assert table.splitlines()[0].split()[-1] == "REASON"
+        assert table.splitlines()[1].endswith("break glass: INC-12: staging is down, the fix cannot wait")
+        assert not table.splitlines()[2].endswith("wait")  # the verified deploys before it have no reason
+        now = _status(run, PRODUCTION, "production")
+        assert now[("us-east-1", "api")]["reason"] == "break glass: INC-12: staging is down, the fix cannot wait"
+        assert now[("eu-west-1", "api")]["reason"] == ""
 
         # Credentials of the wrong account are refused before anything changes.
         wrong = run(STAGING, "deploy", "--env", "production", "--version", "1.1.0")

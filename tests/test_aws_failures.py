@@ -91,6 +91,8 @@ def _prepare_reads(stubs: dict[str, Stubber], status: str, *, deployed: bool = T
                                   "Value": json.dumps({"version": "1.0.0", "commit": "b" * 40})}})
     else:
         stubs["ssm"].add_client_error("get_parameter", "ParameterNotFound", "not found", 400)
+    # what the stack reads from the bootstrap and network stacks is there
+    stubs["ssm"].add_response("get_parameters", {"Parameters": []})
     stubs["cloudformation"].add_response("describe_stacks", _stack(status))
     s3.add_response("get_object", _body(texts["generated/cloudformation/services/api.yaml"]))
     s3.add_response("get_object", _body(texts["generated/cloudformation/parameters/staging/us-east-1/api.json"]))

@@ -344,6 +344,54 @@ def test_diff_against_a_git_ref(workdir: Path) -> None:
     assert changed[("production", "eu-west-1", "api")]["parameters"] == [
         {"kind": "changed", "what": "MaxCount", "detail": "12 -> 20"}]
     assert changed[("staging", "us-east-1", "exports")]["status"] == "added"
+    # One more service makes each deploy job longer, so the deploy role's sessions must last longer: a bootstrap
+    # change, said first.
+    assert data["bootstrap"] == ["production", "staging"]
+    assert "staging us-east-1 bootstrap: stack changed\n    ~ resource DeployRole (AWS::IAM::Role): " \
+           "Properties.MaxSessionDuration\n" in text.stdout
+    assert text.stdout.startswith("NEEDS AN ADMINISTRATOR: production's bootstrap")
+
+
+def test_diff_says_loudly_when_an_administrator_must_bootstrap_first(workdir: Path) -> None:
+    """A new image artifact needs its ECR repository in the bootstrap stack of every environment, which the
+    release's deploy role cannot make: the diff says so first, per environment, with the exact command."""
+    _repository(workdir)
+    spec = workdir / "pipeline.yaml"
+    _edit(spec, "  jobs-zip:\n", "  billing-image:\n    type: container-image\n    context: services/billing\n"
+          "  jobs-zip:\n")
+    text = _ok(cli("diff", "--against", "main", cwd=workdir))
+    lines = text.splitlines()
+    assert lines[:2] == [
+        f"NEEDS AN ADMINISTRATOR: {env}'s bootstrap or network stack changes: it needs `pipec bootstrap --env {env}` "
+        "with administrator credentials before this is merged (the release's deploys cannot change those stacks, "
+        "and refuse to start without what they need)" for env in ("production", "staging")]
+    assert "staging us-east-1 bootstrap: stack changed" in lines
+    markdown = _ok(cli("diff", "--against", "main", "--format", "markdown", cwd=workdir))
+    assert markdown.split("\n")[2:5] == ["> [!IMPORTANT]",
+                                         "> production's bootstrap or network stack changes: it needs `pipec "
+                                         "bootstrap --env production` with administrator credentials before this is "
+                                         "merged (the release's deploys cannot change those stacks, and refuse to "
+                                         "start without what they need)", "> staging's bootstrap or network stack "
+                                         "changes: it needs `pipec bootstrap --env staging` with administrator "
+                                         "credentials before this is merged (the release's deploys cannot change "
+                                         "those stacks, and refuse to start without what they need)"]
+    data = json.loads(_ok(cli("diff", "--against", "main", "--format", "json", cwd=workdir)))
+    assert data["bootstrap"] == ["production", "staging"]
+
+
+def test_diff_says_that_a_removed_service_keeps_running_until_pruned(workdir: Path) -> None:
+    _repository(workdir)
+    spec = workdir / "pipeline.yaml"
+    text = spec.read_text()
+    spec.write_text(text[:text.index("  worker:")] + text[text.index("  usage-report:"):])
+    out = _ok(cli("diff", "--against", "main", cwd=workdir))
+    assert [line for line in out.splitlines() if line.startswith("AFTER MERGING")] == [
+        f"AFTER MERGING: {env} loses a service stack: nothing deletes the live stack, which keeps running (and "
+        f"billing) until an administrator runs `pipec prune --env {env} --apply` after this is merged"
+        for env in ("production", "staging")]
+    assert "staging us-east-1 worker: stack removed" in out
+    data = json.loads(_ok(cli("diff", "--against", "main", "--format", "json", cwd=workdir)))
+    assert data["prune"] == ["production", "staging"]
 
 
 def test_diff_against_something_that_git_would_read_as_an_option_is_refused(workdir: Path,
@@ -362,6 +410,7 @@ def test_diff_of_a_template_change_is_structural(workdir: Path) -> None:
     out = _ok(cli("diff", cwd=workdir))
     assert "staging us-east-1 webhooks: stack changed\n    ~ resource Function (AWS::Lambda::Function): " \
            "Properties.Timeout\n" in out
+    assert "NEEDS AN ADMINISTRATOR" not in out and "bootstrap" not in out  # a service's own change needs nobody
 
 
 def test_diff_reports_no_change(workdir: Path) -> None:

@@ -8,6 +8,7 @@ at the end, each workflow broken one way on purpose must fail where it broke.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,8 +23,8 @@ from tests.rehearsal.rehearse import Rehearsal, Run
 pytestmark = pytest.mark.slow
 
 RELEASE_JOBS = {"version", "protection", "build-api-image", "build-worker-image", "build-jobs-zip",
-                "build-webhooks-zip", "bundle", "deploy-staging", "e2e-staging", "deploy-production", "e2e-production",
-                "summary"}
+                "build-webhooks-zip", "bundle", "deploy-staging", "e2e-staging", "verify-staging", "plan-production",
+                "deploy-production", "e2e-production", "verify-production", "summary"}
 IMAGES = {"api-image": "api", "worker-image": "worker"}  # artifact -> the service that runs it
 
 
@@ -38,6 +39,19 @@ def _calls(run: Run, tool: str, **match: Any) -> list[dict[str, Any]]:
 def _succeeded(run: Run, jobs: set[str]) -> None:
     assert run.returncode == 0, run.log[-8000:]
     assert run.results() == {job: {"success"} for job in jobs}
+
+
+def _output(run: Run, job: str) -> str:
+    """What a job's steps printed, from act's JSON log."""
+    lines = []
+    for line in run.log.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and item.get("jobID") == job and isinstance(item.get("msg"), str):
+            lines.append(item["msg"].rstrip("\r\n"))
+    return "\n".join(lines)
 
 
 def _everywhere(r: Rehearsal, env: str) -> set[str]:
@@ -59,14 +73,19 @@ def _release(r: Rehearsal, message: str, change: str, version: str) -> Run:
     # Each job's token carries the subject its role trusts (the STS stand-in checks the trust policy): the build
     # jobs' environment pipec_build, each deploy job its environment's.
     subjects = {c["job"]: c["subject"] for c in _calls(run, "assume")}
-    assert {subjects[job] for job in subjects if job.startswith(("build-", "bundle"))} == {
+    assert {subjects[job] for job in subjects if job.startswith(("build-", "bundle", "verify-"))} == {
         f"repo:{r.plan.repository}:environment:pipec_build"}
     assert {subjects[f"deploy-{env.name}"] for env in r.plan.environments} == {
         f"repo:{r.plan.repository}:environment:{env.name}" for env in r.plan.environments}
+    # The plan job, before production's approval, holds no environment: it assumes the plan role as the branch.
+    if "plan-production" in subjects:
+        assert subjects["plan-production"] == f"repo:{r.plan.repository}:ref:refs/heads/main"
+        production = r.plan.environment("production")
+        assert roles["plan-production"] == f"arn:aws:iam::{production.account}:role/{production.plan_role}"
     # A deploy's session lasts the whole job (the deploy role allows it; STS refuses more than the role allows).
     assert {c["duration"] for c in _calls(run, "assume") if c["job"].startswith("deploy-")} == {
         r.plan.session_seconds}
-    assert {roles[job] for job in roles if job.startswith(("build-", "bundle"))} == {
+    assert {roles[job] for job in roles if job.startswith(("build-", "bundle", "verify-"))} == {
         f"arn:aws:iam::{r.plan.build_env.account}:role/{r.plan.build_role}"}
     for env in r.plan.environments:
         if f"deploy-{env.name}" in roles:
@@ -104,6 +123,18 @@ def _release_on_push(r: Rehearsal) -> None:
                        for region in env.regions}
     history = r.history("production")
     assert {(row["version"], row["action"]) for row in history} == {("0.1.0", "deploy")}
+    planned = _output(run, "plan-production")
+    assert "## Plan: deploy 0.1.0 to production" in planned
+    assert "| us-east-1 | api | new stack, " in planned and "Commits: none listed (nothing runs here yet)" in planned
+    # Each stage recorded, with the build role, that the release passed its checks, naming the run.
+    s3 = r.world.client("s3", r.plan.build_env.account, r.plan.build_env.home_region)
+    for env in r.plan.environments:
+        key = f"releases/0.1.0/verified/{env.name}.json"
+        record = json.loads(s3.get_object(Bucket=r.plan.release_bucket, Key=key)["Body"].read())
+        assert (record["version"], record["environment"], record["regions"], record["checks"]) == (
+            "0.1.0", env.name, list(env.regions), "e2e")
+        assert record["run"].startswith("https://") and "/actions/runs/" in record["run"]
+        assert record["by"].startswith("nektos/act via https://")  # the actor and run, as every ledger entry
 
 
 def _sanity_on_schedule(r: Rehearsal) -> None:
@@ -146,8 +177,19 @@ def _pull_requests(r: Rehearsal) -> None:
 
 
 def _second_release(r: Rehearsal) -> dict[str, str]:
+    since = r.history("production")[0]["commit"]
     run = _release(r, "fix: a faster price lookup", "second", "0.1.1")
     _succeeded(run, RELEASE_JOBS)
+    # Before production's approval, the run's summary showed the plan against what runs, and the commits since.
+    planned = _output(run, "plan-production")
+    assert "## Plan: deploy 0.1.1 to production" in planned
+    row = next(line for line in planned.splitlines() if line.startswith("| us-east-1 | api | "))
+    assert "(0.1.0 -> 0.1.1)" in row and "`Version` 0.1.0 → 0.1.1" in row and "`ImageUri` " in row, planned
+    assert f"Commits since {since} (1):" in planned
+    sha = r.head()
+    link = f"https://github.com/stiggio/pricing-api/commit/{sha}"
+    assert f"- [`{sha[:12]}`]({link}) fix: a faster price lookup" in planned
+
     assert _everywhere(r, "staging") == _everywhere(r, "production") == {"0.1.1"}
     digests = _pushed(run)
     _runs_digests(r, "production", digests)
@@ -200,6 +242,11 @@ def _failed_e2e_in_staging(r: Rehearsal) -> None:
     assert "deploy-production" not in results or results["deploy-production"] == {"skipped"}
     assert _everywhere(r, "staging") == {"0.2.0"}
     assert r.status("production") == production  # production untouched
+    # Nor can anyone deploy it there by hand: staging never verified it.
+    refused = r.pipec("deploy", "--env", "production", "--version", "0.2.0", account=r.account("production"),
+                      check=False)
+    assert refused.returncode == 4 and "release 0.2.0 was not verified in staging" in refused.stderr
+    assert r.status("production") == production
 
 
 def _machine() -> tuple[list[str], str]:

@@ -166,7 +166,28 @@ def test_the_release_builds_once_and_promotes_in_order(name: str, built: dict[st
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         assert job["env"]["VERSION"] == "${{ inputs.version }}"
         assert any(s.get("run", "").startswith(f"pipec deploy --env {env.name}") for s in job["steps"])
-        assert set(called["jobs"]) == {f"deploy-{env.name}", *([f"e2e-{env.name}"] if plan.e2e else [])}
+        assert set(called["jobs"]) == {f"deploy-{env.name}", f"verify-{env.name}",
+                                       *([f"e2e-{env.name}"] if plan.e2e else []),
+                                       *([f"plan-{env.name}"] if env.approval else [])}
+        if env.approval:
+            # Before the approval, without an environment (so without approval): the plan, in the run's summary.
+            planned = called["jobs"][f"plan-{env.name}"]
+            assert "environment" not in planned and _needs(job) == [f"plan-{env.name}"]
+            assert planned["permissions"] == {"contents": "read", "id-token": "write"}
+            assert planned["steps"][0]["with"]["fetch-depth"] == 0  # the commits it brings
+            [assume] = [s for s in planned["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+            assert assume["with"]["role-to-assume"] == f"arn:aws:iam::{env.account}:role/{env.plan_role}"
+            assert planned["steps"][-1]["run"] == (f'pipec plan --env {env.name} --version "$VERSION" --format '
+                                                   'markdown | tee -a "$GITHUB_STEP_SUMMARY"')
+        else:
+            assert "needs" not in job
+        # The stage ends by recording that the release passed: after the checks, or after the deploy without them.
+        verify = called["jobs"][f"verify-{env.name}"]
+        assert _needs(verify) == [f"e2e-{env.name}" if plan.e2e else f"deploy-{env.name}"]
+        assert (verify["environment"], verify["permissions"]) == ("pipec_build", {"contents": "read",
+                                                                                  "id-token": "write"})
+        assert verify["steps"][-1]["run"] == f'pipec verify --env {env.name} --version "$VERSION"'
+        assert verify["env"] == {"VERSION": "${{ inputs.version }}"}
         if plan.e2e:
             e2e = called["jobs"][f"e2e-{env.name}"]
             assert _needs(e2e) == [f"deploy-{env.name}"]
@@ -277,7 +298,8 @@ def test_the_rollback_input_check_runs_and_matches_whole_values(built: dict[str,
 def test_only_the_release_workflows_build_and_bundle_jobs_can_assume_the_build_role(
         name: str, built: dict[str, Path]) -> None:
     """The build role trusts the subject of one GitHub environment, pipec_build, which only the jobs that push
-    artifacts and publish the bundle name: the scheduled sanity job (whose subject is the branch) cannot."""
+    artifacts, publish the bundle and record a verification name: the scheduled sanity job (whose subject is the
+    branch) cannot."""
     from pipec.build import compile_spec
 
     folder = built[name]
@@ -296,8 +318,45 @@ def test_only_the_release_workflows_build_and_bundle_jobs_can_assume_the_build_r
             if build_arn in roles:
                 assuming.add((path.name, job_id))
             assert (job.get("environment") == "pipec_build") == (build_arn in roles), (path.name, job_id)
-    assert {workflow for workflow, _ in assuming} == {"release.yml"}
-    assert {job for _, job in assuming} == {a.job for a in plan.artifacts} | {"bundle"}
+    # and the stage workflows' verify jobs, which record in the release bucket that a release passed.
+    assert {(workflow, job) for workflow, job in assuming if workflow != "release.yml"} == {
+        (f"deploy-{e.name}.yml", f"verify-{e.name}") for e in plan.environments}
+    assert {job for workflow, job in assuming if workflow == "release.yml"} == {a.job for a in plan.artifacts} | {
+        "bundle"}
+
+
+@pytest.mark.parametrize("name", ["example", "saas-three-accounts", "ecs-fleet", "every-option", "lambda-only"])
+def test_the_plan_role_plans_and_never_deploys(name: str, built: dict[str, Path]) -> None:
+    """Where reviewers approve, a plan role shows them the change first: it creates, reads and deletes change
+    sets, and can neither execute one nor pass a role to CloudFormation; only the plan jobs assume it."""
+    from pipec.build import compile_spec
+
+    folder = built[name]
+    plan = compile_spec(folder / "pipeline.yaml").plan
+    boot = bootstrap_of(folder)
+    approved = [e for e in plan.environments if e.approval]
+    if not approved:
+        assert "PlanRole" not in boot
+        assert all("PlansReleases" not in dict(s.values) for e in plan.environments for s in e.bootstrap)
+        return
+    role = boot["PlanRole"]
+    assert role["Condition"] == "HasPlanRole"
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+        f"repo:{plan.repository}:ref:refs/heads/{plan.branch}")
+    actions = {a for p in role["Properties"]["Policies"] for st in p["PolicyDocument"]["Statement"]
+               for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert actions == {"cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet",
+                       "cloudformation:DeleteChangeSet", "cloudformation:DescribeStacks", "cloudformation:GetTemplate",
+                       "ssm:GetParameter", "ssm:GetParameters", "s3:GetObject", "s3:ListBucket",
+                       "s3:ListBucketVersions", "s3:GetBucketVersioning", "kms:Decrypt"}
+    for env in plan.environments:
+        for stack in env.bootstrap:
+            assert dict(stack.values)["PlansReleases"] == ("true" if env.approval else "false")
+    arns = {e.role_arn(e.plan_role) for e in approved}
+    assuming = {(path.name, job_id) for path in workflows_of(folder) for job_id, job in _load(path)["jobs"].items()
+                for step in job.get("steps", []) if step.get("with", {}).get("role-to-assume") in arns}
+    assert assuming == {(f"deploy-{e.name}.yml", f"plan-{e.name}") for e in approved}
 
 
 def _subs(value: Any, env: str, account: str, parameters: dict[str, str] | None = None) -> str:

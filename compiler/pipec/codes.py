@@ -176,6 +176,11 @@ _ENTRIES = [
          "pass --force, or another path"),
     Code("PC410", "cli", _SPEC, "`pipec init` cannot write its file", "pipec init /read-only/pipeline.yaml",
          "choose a folder you may write"),
+    Code("PC411", "aws", _SPEC, "`--break-glass` was given no reason (or more than one line of it)",
+         "pipec deploy --env production --version 1.5.0 --break-glass \"\"",
+         "say why the checks are skipped: --break-glass \"INC-142: staging is down\""),
+    Code("PC412", "aws", _SPEC, "`pipec verify --run` is not the https URL of a run", "--run 1234",
+         "pass the run's URL, or leave --run out inside GitHub Actions"),
     # emit: writing generated/
     Code("PC501", "emit", _BUG, "a generated path would escape its folder", "a file named ../x",
          "a bug in pipec: report it"),
@@ -236,6 +241,14 @@ _ENTRIES = [
     Code("PC620", "aws", _AWS, "a deploy would take a service back to an older release than it runs",
          "re-running an old release's production deploy after a newer one shipped",
          "deploys only move forward: roll back on purpose with `pipec rollback --to` (the rollback workflow)"),
+    Code("PC621", "aws", _AWS, "a deploy names a release the environment before it did not verify (its checks did "
+         "not pass there)", "pipec deploy --env production --version 1.5.0 before staging's e2e passed",
+         "deploy it to the environment before and let its checks pass; in an emergency, --break-glass \"<why>\""),
+    Code("PC622", "aws", _AWS, "the environment's bootstrap or network stacks lack what a release's stacks read "
+         "(a parameter they publish)", "a deploy to a region added to the spec before `pipec bootstrap` ran there",
+         "an administrator runs `pipec bootstrap --env ENV` with the spec of the release, then deploys again"),
+    Code("PC623", "aws", _AWS, "`pipec prune --apply` could not delete a stack", "a resource the execution role "
+         "may not delete", "read the stack's events, fix the cause, and prune again"),
     Code("PC616", "aws", _AWS, "AWS cannot be reached", "no network, or a wrong AWS_ENDPOINT_URL",
          "check the network, the region and AWS_ENDPOINT_URL"),
     # release: git

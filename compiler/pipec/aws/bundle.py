@@ -161,11 +161,16 @@ def _listing(value: object) -> bool:
 
 def _object(aws: Aws, plan: Plan, version: str, path: str) -> bytes | None:
     """An object of a release bundle, or None when it (or the bucket) is not there."""
+    return read_object(aws, plan, names.release_prefix(version) + path)
+
+
+def read_object(aws: Aws, plan: Plan, key: str) -> bytes | None:
+    """An object of the release bucket, or None when it (or the bucket) is not there."""
     from botocore.exceptions import ClientError
 
-    bucket, key = _location(plan, version, path)
     try:
-        return bytes(aws.client("s3", plan.build_env.home_region).get_object(Bucket=bucket, Key=key)["Body"].read())
+        return bytes(aws.client("s3", plan.build_env.home_region).get_object(Bucket=plan.release_bucket,
+                                                                             Key=key)["Body"].read())
     except ClientError as exc:
         if code_of(exc) not in ("NoSuchKey", "404", "NoSuchBucket"):
             raise
@@ -206,20 +211,28 @@ _IDENTITY = ("version", "commit", "artifacts", "files")  # what makes two publis
 
 
 def _put_once(aws: Aws, plan: Plan, key: str, body: bytes) -> None:
-    """Create an object that must not exist yet (S3 refuses with 412 if it does). A file a failed publish of the
-    same release already wrote, with the same bytes, is fine; any other is another release's."""
+    """Create an object of a release that must not exist yet. A file a failed publish of the same release already
+    wrote, with the same bytes, is fine; any other is another release's."""
+    if put_once(aws, plan, key, body):
+        return
+    existing = read_object(aws, plan, key)
+    if existing != body or key.endswith(RECORD):
+        raise fail("PC606", f"s3://{plan.release_bucket}/{key} already exists with other contents",
+                   hint="releases are immutable; a new commit gets a new version")
+
+
+def put_once(aws: Aws, plan: Plan, key: str, body: bytes) -> bool:
+    """Create an object of the release bucket unless it exists (S3 refuses with 412 if it does): False then."""
     from botocore.exceptions import ClientError
 
-    s3 = aws.client("s3", plan.build_env.home_region)
     try:
-        s3.put_object(Bucket=plan.release_bucket, Key=key, Body=body, IfNoneMatch="*")
+        aws.client("s3", plan.build_env.home_region).put_object(Bucket=plan.release_bucket, Key=key, Body=body,
+                                                                IfNoneMatch="*")
     except ClientError as exc:
         if code_of(exc) not in ("PreconditionFailed", "412"):
             raise
-        existing = s3.get_object(Bucket=plan.release_bucket, Key=key)["Body"].read()
-        if existing != body or key.endswith(RECORD):
-            raise fail("PC606", f"s3://{plan.release_bucket}/{key} already exists with other contents",
-                       hint="releases are immutable; a new commit gets a new version") from None
+        return False
+    return True
 
 
 def parse_digests(items: list[str]) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """The version ledger: one SSM parameter per environment, region and service; its history is the deployments.
 
-Each value is a JSON record (version, commit, digest, time, actor, action, and the sha256 of the release's
-record as it was deployed, which a later rollback to that version checks: the environment's own ledger is out
-of reach of whoever can write the release bucket). SSM keeps the last 100 versions of
-a parameter, so `pipec history` shows the last 100 deployments of a service in a region.
+Each value is a JSON record (version, commit, digest, time, actor, action, a break-glass deploy's reason, and
+the sha256 of the release's record as it was deployed, which a later rollback to that version checks: the
+environment's own ledger is out of reach of whoever can write the release bucket). SSM keeps the last 100
+versions of a parameter, so `pipec history` shows the last 100 deployments of a service in a region.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 from pipec.aws.session import Aws, code_of, errors
 from pipec.plan.model import ServicePlan, Target
 
-_STORED = ("version", "commit", "digest", "at", "by", "action", "record")  # the fields a ledger value holds
+_OPTIONAL = ("record", "reason")  # stored only when set
+_STORED = ("version", "commit", "digest", "at", "by", "action", "record", "reason")  # the fields a ledger value holds
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,10 @@ class Entry:
     region: str = ""
     service: str = ""
     record: str = ""  # the sha256 of the release's record (release.json) as it was deployed
+    reason: str = ""  # why it went ahead without a check it would have passed (a break-glass deploy)
 
     def to_json(self) -> str:
-        record = {k: v for k, v in asdict(self).items() if k in _STORED and (k != "record" or v)}
+        record = {k: v for k, v in asdict(self).items() if k in _STORED and (k not in _OPTIONAL or v)}
         return json.dumps(record, sort_keys=True)
 
 

@@ -11,7 +11,7 @@ import semver
 from pipec.aws import ledger, targets
 from pipec.aws.session import Aws
 from pipec.aws.stacks import describe, parameter
-from pipec.diagnostics import fail
+from pipec.diagnostics import PipecError, fail
 from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan, Target
 
 
@@ -27,14 +27,17 @@ class Row:
     stack: str
     action: str = ""
     ledger: str = ""  # what the ledger records, when the stack runs another version (a deploy that stopped)
+    reason: str = ""  # why a break-glass deploy skipped the previous environment's verification
 
 
 def _environments(plan: Plan, env: str | None) -> list[EnvironmentPlan]:
     return list(plan.environments) if env is None else [targets.environment(plan, env)]
 
 
-def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: list[str]) -> list[Row]:
-    """One row per environment, region and service that the credentials' account can see."""
+def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: list[str],
+           strays: bool = True) -> list[Row]:
+    """One row per environment, region and service that the credentials' account can see; with strays, a note
+    per stack pipec made there that the spec no longer names."""
     chosen = [(e, targets.regions(e, region)) for e in _environments(plan, env)]  # checked before AWS is asked
     rows = []
     account = aws.identity()["account"]
@@ -47,9 +50,25 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
             target = Target(environment.name, name, environment.account)
             for service in plan.services:
                 rows.append(_row(aws, service, target, notes))
+        if strays:
+            _strays(aws, plan, environment.name, regions, notes)
     if env is not None and not rows:
         raise fail("PC605", notes[-1] if notes else f"nothing to show for {env}")
     return rows
+
+
+def _strays(aws: Aws, plan: Plan, env: str, regions: list[str], notes: list[str]) -> None:
+    from pipec.aws import prune
+
+    try:
+        found = prune.orphans(aws, plan, env, regions)
+    except PipecError as exc:  # credentials that may read only pipec's own stacks by name (the sanity role)
+        notes.append(f"{env}: could not look for stacks the spec no longer names ({exc.diagnostics[0].message})")
+        return
+    for orphan in found:
+        notes.append(f"{env} {orphan.region}: stack {orphan.stack} (service {orphan.service}, runs {orphan.version}) "
+                     f"is pipec's, but pipeline.yaml no longer names it: it keeps running until `pipec prune --env "
+                     f"{env} --apply` deletes it")
 
 
 def _row(aws: Aws, service: ServicePlan, target: Target, notes: list[str]) -> Row:
@@ -63,7 +82,7 @@ def _row(aws: Aws, service: ServicePlan, target: Target, notes: list[str]) -> Ro
     if running == recorded or stack is None:
         return Row(target.env, target.region, service.name, recorded, entry.commit[:12] if entry else "",
                    entry.at if entry else "", entry.by if entry else "", stack["StackStatus"] if stack else
-                   "NOT DEPLOYED", entry.action if entry else "")
+                   "NOT DEPLOYED", entry.action if entry else "", reason=entry.reason if entry else "")
     notes.append(f"{where}: the stack runs {running}, but the ledger records {recorded} (a deploy or rollback "
                  "stopped before it was recorded); deploy the version you want to set both")
     tags = {t["Key"]: t["Value"] for t in stack.get("Tags") or []}
@@ -80,7 +99,8 @@ def history(aws: Aws, plan: Plan, env: str, service: str | None, region: str | N
     for name in regions:
         target = Target(environment.name, name, environment.account)
         for plan_service in chosen:
-            rows += [Row(e.env, e.region, e.service, e.version, e.commit[:12], e.at, e.by, "", e.action)
+            rows += [Row(e.env, e.region, e.service, e.version, e.commit[:12], e.at, e.by, "", e.action,
+                         reason=e.reason)
                      for e in ledger.history(aws, plan_service, target)]
     return sorted(rows, key=lambda r: r.at, reverse=True)
 
@@ -94,7 +114,8 @@ def newest_version(rows: list[Row]) -> str:
 
 
 def table(rows: list[Row], columns: list[str]) -> str:
-    """Rows as an aligned text table."""
+    """Rows as an aligned text table, with a reason column when a row has a reason (a break-glass deploy)."""
+    columns = columns + (["reason"] if any(r.reason for r in rows) else [])
     data = [[c.upper() for c in columns]] + [[str(getattr(r, c)) for c in columns] for r in rows]
     widths = [max(len(line[i]) for line in data) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()

@@ -68,14 +68,37 @@ def apply(aws: Aws, change: Change, out: Out) -> bool:
     existing = describe(aws, change.stack, change.region)
     status = existing["StackStatus"] if existing else None
     _refuse_busy(change, status)
+    made = change_set(aws, change, status)
+    if made is None:
+        return False
+    change_set_id, described = made
+    _show_changes(change.label, described.get("Changes", []), out)
+    before = _event_ids(client, change.stack)
+    with errors(f"executing the change set of {change.stack}"):
+        client.execute_change_set(ChangeSetName=change_set_id)
+    final = _follow(client, change, set(before), out)
+    if final not in STABLE:
+        raise _failure(client, change, final, before)
+    out(f"[{change.label}] {final}")
+    return True
+
+
+def change_set(aws: Aws, change: Change, status: str | None,
+               purpose: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """Create a change set for a stack (in `status`, None when it does not exist) and wait until CloudFormation
+    has worked it out: its id and its description with every change, or None when it changes nothing (and is
+    gone). Nothing is executed."""
+    client = aws.client("cloudformation", change.region)
     kind = "UPDATE" if status and status != "REVIEW_IN_PROGRESS" else "CREATE"
-    name = f"pipec-{re.sub(r'[^A-Za-z0-9]', '-', change.tags.get('pipec:version', 'change'))}-{int(time.time())}"
+    version = change.tags.get("pipec:version", "")
+    purpose = purpose or change.tags.get("pipec:action", "deploy")
+    name = f"pipec-{purpose}-{re.sub(r'[^A-Za-z0-9]', '-', version or 'change')}-{int(time.time())}"
     arguments: dict[str, Any] = {
         "StackName": change.stack, "ChangeSetName": name, "ChangeSetType": kind,
         "TemplateBody": template_body(change.template), "Capabilities": list(change.capabilities),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in change.parameters.items()],
         "Tags": [{"Key": k, "Value": v} for k, v in change.tags.items()],
-        "Description": f"pipec {change.tags.get('pipec:action', 'deploy')} of {change.tags.get('pipec:version', '')}",
+        "Description": f"pipec {purpose} of {version}",
     }
     if change.role_arn:
         arguments["RoleARN"] = change.role_arn
@@ -86,7 +109,7 @@ def apply(aws: Aws, change: Change, out: Out) -> bool:
             created = client.create_change_set(**arguments)
         except ClientError as exc:
             if code_of(exc) == "ValidationError" and any(t in message_of(exc) for t in _NO_CHANGES):
-                return False  # some endpoints refuse an empty change set outright
+                return None  # some endpoints refuse an empty change set outright
             raise
         described = _wait_for_change_set(client, created["Id"])
     if described["Status"] == "FAILED":
@@ -94,17 +117,9 @@ def apply(aws: Aws, change: Change, out: Out) -> bool:
         if any(text in reason for text in _NO_CHANGES):
             with errors():
                 client.delete_change_set(ChangeSetName=created["Id"])
-            return False
+            return None
         raise fail("PC612", f"[{change.label}] CloudFormation refused the change: {reason}")
-    _show_changes(change.label, described.get("Changes", []), out)
-    before = _event_ids(client, change.stack)
-    with errors(f"executing the change set of {change.stack}"):
-        client.execute_change_set(ChangeSetName=created["Id"])
-    final = _follow(client, change, set(before), out)
-    if final not in STABLE:
-        raise _failure(client, change, final, before)
-    out(f"[{change.label}] {final}")
-    return True
+    return str(created["Id"]), described
 
 
 def _refuse_busy(change: Change, status: str | None) -> None:

@@ -26,6 +26,13 @@ def regions(env: EnvironmentPlan, region: str | None) -> list[str]:
     return [region] if region else list(env.regions)
 
 
+def region_name(text: str) -> str:
+    """A region named on the command line that need not be the spec's (prune may name one the spec dropped)."""
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", text):
+        raise fail("PC402", f"{quote(text)} is not an AWS region", hint="regions look like us-east-1")
+    return text
+
+
 def services(plan: Plan, name: str | None) -> list[ServicePlan]:
     """The one service asked for, or all of them."""
     known = [s.name for s in plan.services]

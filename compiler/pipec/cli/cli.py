@@ -305,14 +305,113 @@ def bootstrap(env: EnvOption, region: RegionOption = None, spec: SpecArg = Path(
 @app.command()
 def deploy(env: EnvOption, version: Annotated[str, typer.Option("--version", help="The release to deploy.")],
            service: ServiceOption = None, region: RegionOption = None,
+           break_glass: Annotated[str | None, typer.Option("--break-glass", metavar="REASON", help="Deploy a "
+                                  "release the environment before this one did not verify; the ledger keeps the "
+                                  "reason.")] = None,
            spec: SpecArg = Path("pipeline.yaml")) -> None:
-    """Deploy a release to an environment through change sets, and record it in the ledger."""
+    """Deploy a release to an environment through change sets, and record it in the ledger. The environment before
+    it in promotion order must have verified the release (its checks passed there)."""
     from pipec import build
     from pipec.aws import deploy as deploys
     from pipec.aws.session import Aws
 
-    request = deploys.Request(env, version, service, region)
+    request = deploys.Request(env, version, service, region, break_glass=break_glass)
     _execute(lambda: deploys.deploy(Aws(), build.validated_plan(spec), request, typer.echo))
+
+
+def _progress(line: str) -> None:
+    """A line about a command's progress, on stderr, away from the result on stdout."""
+    sys.stderr.write(line + "\n")
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command("plan")
+def plan_command(env: EnvOption,
+                 version: Annotated[str, typer.Option("--version", help="The release to plan.")],
+                 service: ServiceOption = None, region: RegionOption = None,
+                 fmt: Annotated[PlanFormat, typer.Option("--format", help="text, markdown (a job summary) or "
+                                                         "json.")] = PlanFormat.text,
+                 spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Show what deploying a release would change in what is deployed (change sets, never executed), and the
+    commits it brings."""
+    from pipec import build
+    from pipec.aws import preview
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        plan = build.validated_plan(spec)
+        found = preview.preview(Aws(), plan, env, version, service, region, spec.resolve().parent, _progress)
+        if fmt == PlanFormat.markdown:
+            server = os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
+            typer.echo(preview.markdown(found, plan.repository, server), nl=False)
+        else:
+            typer.echo(preview.as_json(found) if fmt == PlanFormat.json else preview.text(found), nl=False)
+    _execute(action, fmt.value)
+
+
+@app.command()
+def changes(since: Annotated[str, typer.Option("--from", help="The older release, e.g. 1.4.1.")],
+            until: Annotated[str, typer.Option("--to", help="The newer release, e.g. 1.5.0.")],
+            fmt: FormatOption = Format.text, spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """List the commits between two releases (their tags), newest first."""
+    import json
+
+    from pipec import build
+    from pipec.aws import targets
+    from pipec.plan import names
+    from pipec.release import git
+
+    def action() -> None:
+        prefix = build.validated(spec).spec.release.tag_prefix
+        tags = [names.tag(prefix, targets.version(v, flag)) for v, flag in ((since, "--from"), (until, "--to"))]
+        found = git.commits(tags[0], tags[1], spec.resolve().parent)
+        if fmt == Format.json:
+            typer.echo(json.dumps([{"sha": sha, "subject": subject} for sha, subject in found], indent=2))
+        else:
+            typer.echo("".join(f"{sha[:12]} {subject}\n" for sha, subject in found), nl=False)
+    _execute(action, fmt.value)
+
+
+@app.command()
+def prune(env: EnvOption,
+          region: Annotated[str | None, typer.Option("--region", "-r", help="One region (default: every region of the "
+                                                     "spec); a region the spec no longer has may be named.")] = None,
+          apply: Annotated[bool, typer.Option("--apply", help="Delete them (default: only list them).")] = False,
+          spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """List the service stacks pipec made that pipeline.yaml no longer names, and with --apply delete them
+    (administrator credentials; what their templates retain stays)."""
+    from pipec import build
+    from pipec.aws import prune as pruning
+    from pipec.aws import targets
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        if region is not None:
+            targets.region_name(region)
+        pruning.prune(Aws(), build.validated_plan(spec), env, region, apply, typer.echo)
+    _execute(action)
+
+
+@app.command()
+def verify(env: EnvOption, version: Annotated[str, typer.Option("--version", help="The release that passed.")],
+           run: Annotated[str | None, typer.Option("--run", help="The URL of the run that checked it (default: this "
+                                                   "GitHub Actions run).")] = None,
+           spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Record that a release passed an environment's checks, so the next environment may receive it (with the build
+    role's credentials; the release workflow runs it)."""
+    from pipec import build
+    from pipec.aws import verified
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        verified.record(Aws(), build.validated_plan(spec), env, version,
+                        verified.this_run() if run is None else run, typer.echo)
+    _execute(action)
 
 
 @app.command()
@@ -343,7 +442,8 @@ def status(env: Annotated[str | None, typer.Option("--env", "-e", help="One envi
 
     def action() -> None:
         notes: list[str] = []
-        rows = report.status(Aws(), build.validated_plan(spec), env, region, notes)
+        rows = report.status(Aws(), build.validated_plan(spec), env, region, notes,
+                             strays=fmt != StatusFormat.version)
         for note in notes:
             sys.stderr.write(f"pipec: {note}\n")
         if fmt == StatusFormat.version:

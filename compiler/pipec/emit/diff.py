@@ -17,6 +17,7 @@ from pipec.render.parse import parse
 
 Tree = dict[str, str]
 _PARAMETERS = "cloudformation/parameters/"
+_ADMINISTERED = ("bootstrap", "network")  # the stacks only an administrator's `pipec bootstrap` changes
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Report:
     stacks: list[StackDiff]
     workflows: list[WorkflowDiff]
     files: list[Change]
+    # environments whose bootstrap or network stack changes: an administrator's `pipec bootstrap` before merging
+    bootstrap: list[str] = field(default_factory=list)
+    # environments that lose a service stack: it keeps running until an administrator's `pipec prune --apply`
+    prune: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -65,7 +70,9 @@ def compare(old: Tree, new: Tree) -> Report:
         old_parsed.get(p) if p in old_parsed else new_parsed.get(p))}
     files = [Change(_status(old.get(p), new.get(p)), p) for p in sorted({*old, *new} - covered)
              if old.get(p) != new.get(p) and not p.endswith("manifest.json")]
-    return Report(stacks, workflows, files)
+    bootstrap = sorted({s.env for s in stacks if s.stack in _ADMINISTERED and s.status != "removed"})
+    prune = sorted({s.env for s in stacks if s.stack not in _ADMINISTERED and s.status == "removed"})
+    return Report(stacks, workflows, files, bootstrap, prune)
 
 
 def _parse(path: str, text: str) -> Any:
@@ -210,7 +217,8 @@ def _line(change: Change) -> str:
 def format_text(report: Report) -> str:
     if report.empty:
         return "pipec diff: no changes\n"
-    lines = []
+    lines = [f"NEEDS AN ADMINISTRATOR: {_bootstrap_line(env)}" for env in report.bootstrap]
+    lines += [f"AFTER MERGING: {_prune_line(env)}" for env in report.prune]
     for stack in report.stacks:
         lines.append(f"{stack.env} {stack.region} {stack.stack}: stack {stack.status}")
         lines += [f"    {_line(c)}" for c in [*stack.template, *stack.parameters]]
@@ -225,6 +233,9 @@ def format_markdown(report: Report) -> str:
     lines = ["## What this change does to the pipeline", ""]
     if report.empty:
         return "\n".join([*lines, "No change to any environment, workflow or generated file.", ""])
+    if report.bootstrap or report.prune:
+        lines += ["> [!IMPORTANT]", *[f"> {_bootstrap_line(env)}" for env in report.bootstrap],
+                  *[f"> {_prune_line(env)}" for env in report.prune], ""]
     by_env: dict[str, list[StackDiff]] = {}
     for stack in report.stacks:
         by_env.setdefault(stack.env, []).append(stack)
@@ -244,6 +255,17 @@ def format_markdown(report: Report) -> str:
     if report.files:
         lines += ["### Other generated files", ""] + [f"- `{_line(c)}`" for c in report.files] + [""]
     return "\n".join(lines)
+
+
+def _bootstrap_line(env: str) -> str:
+    return (f"{env}'s bootstrap or network stack changes: it needs `pipec bootstrap --env {env}` with administrator "
+            "credentials before this is merged (the release's deploys cannot change those stacks, and refuse to "
+            "start without what they need)")
+
+
+def _prune_line(env: str) -> str:
+    return (f"{env} loses a service stack: nothing deletes the live stack, which keeps running (and billing) until "
+            f"an administrator runs `pipec prune --env {env} --apply` after this is merged")
 
 
 def format_json(report: Report) -> str:

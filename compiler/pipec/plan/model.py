@@ -230,6 +230,7 @@ class EnvironmentPlan(NamedTuple):
     urls: tuple[tuple[str, str], ...]  # (region, url)
     deploy_role: str
     sanity_role: str
+    plan_role: str  # assumed before an approval, to show reviewers what the release will change (never to execute)
     cfn_role: str
     bootstrap: tuple[Stack, ...]
     network: tuple[Stack, ...]
@@ -242,6 +243,8 @@ class EnvironmentPlan(NamedTuple):
     stage_group: str  # concurrency group held by the stage, from approval to the last check
     deploy_job: str
     e2e_job: str
+    verify_job: str  # records in the release bucket that the release passed this environment's checks
+    plan_job: str  # shows reviewers, before the approval, what the release will change and which commits it brings
     rollback_job: str
     needs: str  # the release workflow job its stage waits for
     previous: str | None = None
@@ -358,6 +361,7 @@ class AccountNames(NamedTuple):
     deploy_role: str
     cfn_role: str
     sanity_role: str
+    plan_role: str  # assumed before an approval, to show reviewers what a release will change
     deploy_subject: str
     rollback_subject: str | None  # trusted by the deploy role too when some environment's rollbacks are unapproved
     branch_subjects: tuple[str, ...]  # what the sanity role trusts: the release branch, and the default branch

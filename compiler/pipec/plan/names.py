@@ -197,6 +197,11 @@ def release_prefix(version: str) -> str:
     return f"{RELEASES}{version}/"
 
 
+def verification_key(version: str, env: str) -> str:
+    """Where the release bucket keeps the record that a release passed an environment's checks."""
+    return f"{release_prefix(version)}verified/{env}.json"
+
+
 def zip_key(version: str, artifact: str) -> str:
     return f"{release_prefix(version)}artifacts/{artifact}.zip"
 

@@ -137,6 +137,7 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         deploy_role=names.role(p, ENV, "deploy"),
         cfn_role=names.role(p, ENV, "cfn"),
         sanity_role=names.role(p, ENV, "sanity"),
+        plan_role=names.role(p, ENV, "plan"),
         deploy_subject=names.oidc_environment_subject(spec.repository, ENV),
         rollback_subject=names.oidc_environment_subject(spec.repository, "${RollbackEnvironment}")
         if _unapproved_rollbacks(spec) else None,
@@ -221,6 +222,7 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         urls=tuple((r, contract.fill(env.url, env=name, region=r)) for r in env.regions) if env.url else (),
         deploy_role=names.role(project, name, "deploy"),
         sanity_role=names.role(project, name, "sanity"),
+        plan_role=names.role(project, name, "plan"),
         cfn_role=names.role(project, name, "cfn"),
         bootstrap=tuple(_bootstrap_stack(spec, name, t) for t in target),
         # a network only where a service runs in a VPC: every ECS service, and the functions that ask for one
@@ -234,6 +236,8 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         stage_group=names.stage_group(project, name),
         deploy_job=names.job("deploy", name),
         e2e_job=names.job("e2e", name),
+        verify_job=names.job("verify", name),
+        plan_job=names.job("plan", name),
         rollback_job=names.job("rollback", name),
         needs="bundle" if previous is None else names.job("promote", previous),
         previous=previous,
@@ -282,6 +286,11 @@ def _rollback_environment(spec: Spec, env: str) -> str:
     return names.rollback_environment(env) if unapproved else env
 
 
+def _approved(spec: Spec) -> bool:
+    """Some environment waits for reviewers (and so has a plan role and a plan job)."""
+    return any(e.approval == "manual" for e in spec.environments.values())
+
+
 def _unapproved_rollbacks(spec: Spec) -> bool:
     return any(_rollback_environment(spec, env) != env for env in spec.environments)
 
@@ -300,6 +309,8 @@ def _bootstrap_stack(spec: Spec, env: str, target: Target) -> Stack:
     }
     if any(a.type == "container-image" for a in spec.artifacts.values()):  # only images need a registry
         values["OwnsRegistry"] = _flag(env == first_in_registry)
+    if _approved(spec):  # a plan role where reviewers approve, to show them what they approve
+        values["PlansReleases"] = _flag(spec.environments[env].approval == "manual")
     if _unapproved_rollbacks(spec):  # the deploy role then trusts the rollbacks' environment too
         values["RollbackEnvironment"] = _rollback_environment(spec, env)
     return Stack(names.stack(spec.project, env, "bootstrap"), BOOTSTRAP_TEMPLATE,

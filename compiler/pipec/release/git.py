@@ -32,6 +32,15 @@ def show(ref: str, path: Path) -> bytes:
     return done.stdout
 
 
+def commits(since: str, until: str, repo: Path) -> list[tuple[str, str]]:
+    """(sha, subject) of the commits reachable from `until` but not from `since`, newest first."""
+    for ref in (since, until):
+        if not ref or ref.startswith("-"):
+            raise fail("PC408", f'"{ref}" is not a git ref', hint="name a branch, a tag or a commit")
+    listed = git("log", "--format=%H%x09%s", "--end-of-options", f"{since}..{until}", cwd=repo)
+    return [(sha, subject) for sha, _, subject in (line.partition("\t") for line in listed.splitlines() if line)]
+
+
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)

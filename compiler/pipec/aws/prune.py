@@ -1,0 +1,130 @@
+"""`pipec prune`: the service stacks pipec made that the spec no longer names, found by pipec's own stack tags, and
+(with --apply, by an administrator) deleted.
+
+A stack is pipec's when its tags say so (pipec:project, pipec:environment and pipec:service, as every deploy sets
+them) and its name is the one pipec gives that service there; a stack without them, or with another name, is never
+touched, nor are the bootstrap and network stacks. Before a deletion, the load balancers' deletion protection is
+lifted (the deletion would fail on it) and the resources the template keeps (DeletionPolicy Retain: log groups) are
+listed: they stay, with the service's ledger, which keeps its history.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pipec.aws import targets
+from pipec.aws.session import Aws, errors
+from pipec.aws.stacks import Out, poll_seconds
+from pipec.diagnostics import fail
+from pipec.plan import names
+from pipec.plan.model import Plan
+
+_LOAD_BALANCER = "AWS::ElasticLoadBalancingV2::LoadBalancer"
+
+
+@dataclass(frozen=True)
+class Orphan:
+    env: str
+    region: str
+    service: str
+    stack: str
+    status: str
+    version: str
+
+
+def orphans(aws: Aws, plan: Plan, env_name: str, regions: list[str]) -> list[Orphan]:
+    """The service stacks of an environment, in the regions given, that pipec made and the spec no longer names."""
+    env = targets.environment(plan, env_name)
+    known = {(s.name, region) for s in plan.services for region in env.regions}
+    found = []
+    for region in regions:
+        with errors(f"listing the stacks of {env.name} in {region}"):
+            stacks: list[dict[str, Any]] = []
+            for page in aws.client("cloudformation", region).get_paginator("describe_stacks").paginate():
+                stacks += page["Stacks"]
+        for stack in stacks:
+            tags = {t["Key"]: t["Value"] for t in stack.get("Tags") or []}
+            service = tags.get("pipec:service", "")
+            owned = (tags.get("pipec:project") == plan.project and tags.get("pipec:environment") == env.name
+                     and service and stack["StackName"] == names.stack(plan.project, env.name, service))
+            if owned and (service, region) not in known and stack["StackStatus"] != "DELETE_COMPLETE":
+                found.append(Orphan(env.name, region, service, stack["StackName"], stack["StackStatus"],
+                                    tags.get("pipec:version", "-")))
+    return sorted(found, key=lambda o: (o.region, o.service))
+
+
+def prune(aws: Aws, plan: Plan, env_name: str, region: str | None, apply: bool, out: Out) -> list[Orphan]:
+    """List (and with apply, delete) the environment's orphaned service stacks."""
+    env = targets.environment(plan, env_name)
+    regions = [region] if region else sorted(set(env.regions) | set(plan.all_regions))
+    aws.require_account(env.account, env.name)
+    found = orphans(aws, plan, env.name, regions)
+    if not found:
+        out(f"pipec: {env.name} has no stack that pipeline.yaml no longer names; nothing to prune")
+        return found
+    busy = [o for o in found if o.status.endswith("_IN_PROGRESS")]
+    if busy:
+        raise fail("PC613", f"stack {busy[0].stack} ({busy[0].region}) is busy ({busy[0].status})",
+                   hint="wait for the running change to finish, then prune again")
+    for orphan in found:
+        kept = _retained(aws, orphan)
+        out(f"[{orphan.env} {orphan.region} {orphan.service}] {'deleting' if apply else 'would delete'} "
+            f"{orphan.stack} (runs {orphan.version}); keeps {', '.join(kept) if kept else 'nothing'}, and the "
+            f"ledger {names.ledger(plan.project, orphan.env, orphan.service)}")
+        if apply:
+            _delete(aws, orphan, out)
+    if not apply:
+        out(f"pipec: nothing was deleted; `pipec prune --env {env.name} --apply` deletes "
+            f"{'it' if len(found) == 1 else 'them'} (administrator credentials)")
+    return found
+
+
+def _resources(aws: Aws, orphan: Orphan) -> list[dict[str, Any]]:
+    with errors(f"reading the resources of {orphan.stack}"):
+        found: list[dict[str, Any]] = aws.client("cloudformation", orphan.region).describe_stack_resources(
+            StackName=orphan.stack)["StackResources"]
+    return found
+
+
+def _retained(aws: Aws, orphan: Orphan) -> list[str]:
+    """What the stack's deletion leaves in place (its template's DeletionPolicy Retain or Snapshot)."""
+    import json
+
+    from pipec.render.parse import template_body
+
+    with errors(f"reading the template of {orphan.stack}"):
+        body = aws.client("cloudformation", orphan.region).get_template(StackName=orphan.stack,
+                                                                        TemplateStage="Original")["TemplateBody"]
+    template = json.loads(template_body(body)) if isinstance(body, str) else dict(body)
+    physical = {r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "") for r in _resources(aws, orphan)}
+    kept = [f"{logical} ({item.get('Type')}{' ' + physical[logical] if physical.get(logical) else ''})"
+            for logical, item in sorted((template.get("Resources") or {}).items())
+            if item.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate", "Snapshot")]
+    return kept
+
+
+def _delete(aws: Aws, orphan: Orphan, out: Out) -> None:
+    label = f"{orphan.env} {orphan.region} {orphan.service}"
+    balancers = [r["PhysicalResourceId"] for r in _resources(aws, orphan)
+                 if r.get("ResourceType") == _LOAD_BALANCER and r.get("PhysicalResourceId")]
+    with errors(f"lifting the deletion protection of {orphan.stack}'s load balancer"):
+        for arn in balancers:
+            aws.client("elbv2", orphan.region).modify_load_balancer_attributes(
+                LoadBalancerArn=arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
+            out(f"[{label}] deletion protection lifted from {arn}")
+    client = aws.client("cloudformation", orphan.region)
+    with errors(f"deleting {orphan.stack}"):
+        stack_id = client.describe_stacks(StackName=orphan.stack)["Stacks"][0]["StackId"]
+        client.delete_stack(StackName=stack_id)
+        while True:
+            status = client.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+            if not status.endswith("_IN_PROGRESS"):
+                break
+            time.sleep(poll_seconds())
+    if status != "DELETE_COMPLETE":
+        raise fail("PC623", f"[{label}] {orphan.stack} could not be deleted: it is {status}",
+                   hint=f"its events say why: aws cloudformation describe-stack-events --region {orphan.region} "
+                        f"--stack-name {orphan.stack}")
+    out(f"[{label}] {orphan.stack} DELETE_COMPLETE")

@@ -73,7 +73,7 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         unready = run(STAGING, "deploy", "--env", "staging", "--version", "1.0.0")
         assert unready.exit_code == 4
         assert unready.stderr.startswith(
-            "pipec: error[PC622]: the bootstrap of staging lacks what the release needs: us-east-1 "
+            "pipec: error[PC622]: the bootstrap of staging lacks what the release needs: us-east-1 parameter "
             "/pipec/stigg/staging/alerts/topic-arn (read by api, worker, usage-report, webhooks); nothing was changed\n"
             "hint: an administrator runs `pipec bootstrap --env staging` with this spec (the deploy role cannot change "
             "the bootstrap or network stacks), then deploy again\n"), unready.stderr

@@ -14,7 +14,7 @@ import pytest
 from pipec.aws import preview
 from pipec.build import compile_spec
 from tests.aws_world import World, build_release, moto_server, strip_unsupported
-from tests.conftest import Calls, Run, cli
+from tests.conftest import EXAMPLE, Calls, Run, cli
 
 STAGING = "111111111111"
 
@@ -205,3 +205,73 @@ def test_what_a_resource_grants() -> None:
         {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "DestinationSecurityGroupId": "sg-db"}]}}) == {
         "egress tcp 5432-5432 to sg-db"}
     assert preview._grants({"Type": "AWS::SQS::Queue", "Properties": {}}) == set()
+
+
+def test_the_plan_of_one_stack_as_cloudformation_answers_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole reading of one stack with botocore's Stubber giving CloudFormation's own answers (which moto's
+    change sets lack): the load balancer replaced, the execution role's policy broadened; the change set made without a
+    role, then deleted, never executed."""
+    import hashlib
+
+    from botocore.stub import ANY, Stubber
+
+    from pipec.aws.session import Aws
+    from tests.test_aws_failures import ACCOUNT, STACK_ID, _body, _stack
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake")
+    monkeypatch.setenv("PIPEC_POLL_SECONDS", "0")
+    aws = Aws()
+    compiled = compile_spec(EXAMPLE)
+    texts = {a.path: a.text for a in compiled.outputs}
+    read = ["generated/cloudformation/services/api.yaml",
+            "generated/cloudformation/parameters/staging/us-east-1/api.json"]
+    digest = "sha256:" + "cd" * 32
+    record = {"version": "1.1.0", "commit": "c" * 40, "artifacts": {"api-image": {"digest": digest}},
+              "files": {path: hashlib.sha256(texts[path].encode()).hexdigest() for path in read}}
+    stubs = {name: Stubber(aws.client(name, "us-east-1")) for name in ("sts", "s3", "ssm", "cloudformation")}
+    stubs["sts"].add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:sts::{ACCOUNT}:"
+                                                      "assumed-role/stigg-staging-plan/ci", "UserId": "x"})
+    s3 = stubs["s3"]
+    s3.add_response("get_object", _body(json.dumps(record)))
+    s3.add_response("get_bucket_versioning", {"Status": "Enabled"})
+    s3.add_response("list_object_versions", {"Versions": [{"Key": f"releases/1.1.0/{p}", "VersionId": "1"}
+                                                          for p in [*read, "release.json"]]})
+    s3.add_response("get_object", _body(texts[read[0]]))
+    s3.add_response("get_object", _body(texts[read[1]]))
+    cloudformation = stubs["cloudformation"]
+    cloudformation.add_response("describe_stacks", _stack("UPDATE_COMPLETE"))
+    stubs["ssm"].add_response("get_parameter", {"Parameter": {"Name": "/pipec/stigg/staging/api", "Version": 3,
+                              "Value": json.dumps({"version": "1.0.0", "commit": "b" * 40})}})
+    cloudformation.add_response("create_change_set", {"Id": "arn:changeset/plan", "StackId": STACK_ID}, {
+        "StackName": "stigg-staging-api", "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "TemplateBody": ANY,
+        "Capabilities": ["CAPABILITY_IAM"], "Parameters": ANY, "Description": "pipec plan of 1.1.0", "Tags": ANY})
+    cloudformation.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": [
+        {"Type": "Resource", "ResourceChange": {
+            "Action": "Modify", "LogicalResourceId": "LoadBalancer", "Replacement": "True",
+            "ResourceType": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "Details": [{"Target": {"Attribute": "Properties", "Name": "Scheme", "RequiresRecreation": "Always"}}]}},
+        {"Type": "Resource", "ResourceChange": {
+            "Action": "Modify", "LogicalResourceId": "ExecutionRole", "Replacement": "False",
+            "ResourceType": "AWS::IAM::Role",
+            "Details": [{"Target": {"Attribute": "Properties", "Name": "Policies"}}]}},
+    ]}, {"ChangeSetName": "arn:changeset/plan"})
+    cloudformation.add_response("delete_change_set", {}, {"ChangeSetName": "arn:changeset/plan"})
+    running = json.loads(preview.template_body(texts[read[0]]))
+    running["Resources"]["ExecutionRole"]["Properties"]["Policies"] = []  # the release's role grants more
+    cloudformation.add_response("get_template", {"TemplateBody": json.dumps(running)},
+                                {"StackName": "stigg-staging-api", "TemplateStage": "Original"})
+    for stub in stubs.values():
+        stub.activate()
+    found = preview.preview(aws, compiled.plan, "staging", "1.1.0", "api", "us-east-1", None, lambda _: None)
+    for stub in stubs.values():
+        stub.assert_no_pending_responses()
+    [stack] = found.stacks
+    by = {c.resource: c for c in stack.changes}
+    assert (by["LoadBalancer"].replacement, by["LoadBalancer"].properties) == ("True", ("Scheme",))
+    assert by["ExecutionRole"].grants and all(g.startswith("allows ") for g in by["ExecutionRole"].grants)
+    assert any("secretsmanager:GetSecretValue" in g for g in by["ExecutionRole"].grants)
+    assert ("Version", "1.0.0", "1.1.0") in stack.parameters
+    text = preview.text(found)
+    assert "us-east-1 api (stigg-staging-api): 2 to modify, 1 replaced, broadens access (1.0.0 -> 1.1.0)" in text
+    assert "  ~ LoadBalancer (AWS::ElasticLoadBalancingV2::LoadBalancer) REPLACED: Scheme" in text

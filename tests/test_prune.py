@@ -113,6 +113,25 @@ def test_prune_deletes_exactly_the_stacks_of_a_removed_service(workdir: Path, ap
         assert len(deleted) == 1 and "/stigg-staging-api/" in deleted[0]
         assert "stigg-staging-api" not in {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
 
+        # Staging renamed qa: every service stack of the former staging is a stray; its bootstrap and network stay.
+        spec.write_text(spec.read_text().replace("  staging:", "  qa:").replace("      staging: ", "      qa: "))
+        assert cli("build", "pipeline.yaml", cwd=workdir).exit_code == 0, "renamed spec"
+        unknown = run("prune", "--env", "staging")
+        assert unknown.exit_code == 1 and "error[PC402]: environment \"staging\" is not in pipeline.yaml" in \
+            unknown.stderr and "pipec prune --env staging --region us-east-1" in unknown.stderr
+        listed = _ok(run("prune", "--env", "staging", "--region", "us-east-1")).splitlines()
+        assert [line.split("] ", 1)[0] for line in listed if line.startswith("[")] == [
+            "[staging us-east-1 usage-report", "[staging us-east-1 webhooks"]
+        assert "pipec: stigg-staging-bootstrap stays: a former environment's bootstrap and network are deleted by " \
+               "hand, once its service stacks are gone (its buckets, keys and repositories are retained)" in listed
+        assert listed[-1] == ("pipec: nothing was deleted; `pipec prune --env staging --region us-east-1 --apply` "
+                              "deletes them (administrator credentials)")
+        _ok(run("prune", "--env", "staging", "--region", "us-east-1", "--apply"))
+        remaining = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
+        assert not {"stigg-staging-usage-report", "stigg-staging-webhooks"} & remaining
+        assert set(foreign) | {"stigg-staging-bootstrap", "stigg-staging-network"} <= remaining
+        assert "has no stack" in _ok(run("prune", "--env", "nosuch", "--region", "us-east-1"))
+
 
 def test_prune_refuses_a_name_that_is_not_a_region(workdir: Path) -> None:
     result = cli("prune", "--env", "staging", "--region", "us-east-1; rm -rf /", cwd=workdir,

@@ -4,18 +4,16 @@ bundle; every success recorded in the ledger, every failure explained and record
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
-from pipec.aws import ledger, targets, verified
+from pipec.aws import ledger, needs, targets, verified
 from pipec.aws.bundle import CHANGED_HINT, Bundles, place_artifact
-from pipec.aws.session import Aws, errors, utc_now
+from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter, parameter_values
 from pipec.diagnostics import fail
 from pipec.plan.model import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
 from pipec.render.output import Output
-from pipec.render.parse import template_body
 
 PREVIOUS = "previous"
 
@@ -65,7 +63,7 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
             if rollback:
                 _as_it_ran(aws, bundles, service, target, version)
             chosen.append((service, target, version, None if rollback else _forward(aws, service, target, version)))
-    _bootstrapped(aws, bundles, env.name, [(s, t, v) for s, t, v, _ in chosen])
+    needs.check(aws, bundles, env, [(s, t, v) for s, t, v, _ in chosen])
     for service, target, version, checked in chosen:
         current = ledger.current(aws, service, target) if rollback else checked
         _deploy_one(aws, plan, bundles, service, target, version, current, request.action, bypassed, out)
@@ -120,36 +118,6 @@ def _as_it_ran(aws: Aws, bundles: Bundles, service: ServicePlan, target: Target,
         raise fail("PC619", f"the record of release {version} is not the one {service.name} ran in {target.env} "
                    f"{target.region}: the ledger holds sha256 {min(recorded)}, the release bucket {found}",
                    hint=CHANGED_HINT)
-
-
-def _bootstrapped(aws: Aws, bundles: Bundles, env: str, chosen: list[tuple[ServicePlan, Target, str]]) -> None:
-    """What the stacks read from the bootstrap and network stacks (their SSM-typed parameters: network, alert topic,
-    key, log bucket) exists in each region, before any stack changes: a release made after the spec gained a region,
-    a network or a shared resource needs an administrator's `pipec bootstrap` first, which a deploy cannot do."""
-    needed: dict[str, dict[str, list[str]]] = {}  # region -> parameter -> the services that read it
-    for service, target, version in chosen:
-        template = json.loads(template_body(bundles.file(version, service.template)))
-        values = parameter_values(bundles.file(version, service.stack_for(target.env, target.region).parameter_file))
-        for key, declared in (template.get("Parameters") or {}).items():
-            if str(declared.get("Type", "")).startswith("AWS::SSM::Parameter::Value"):
-                name = values.get(key, str(declared.get("Default", "")))
-                needed.setdefault(target.region, {}).setdefault(name, []).append(service.name)
-    missing = []
-    for region, parameters in needed.items():
-        names = sorted(parameters)
-        with errors(f"reading what the stacks of {env} {region} need from its bootstrap"):
-            client = aws.client("ssm", region)
-            for start in range(0, len(names), 10):  # GetParameters takes at most ten names
-                found = client.get_parameters(Names=names[start:start + 10])
-                missing += [(region, n, parameters[n]) for n in found.get("InvalidParameters", [])]
-    if missing:
-        regions = sorted({region for region, _, _ in missing})
-        listed = "; ".join(f"{region} {name} (read by {', '.join(dict.fromkeys(readers))})"
-                           for region, name, readers in sorted(missing))
-        region_flag = f" --region {regions[0]}" if len(regions) == 1 and len(needed) > 1 else ""
-        raise fail("PC622", f"the bootstrap of {env} lacks what the release needs: {listed}; nothing was changed",
-                   hint=f"an administrator runs `pipec bootstrap --env {env}{region_flag}` with this spec (the deploy "
-                        "role cannot change the bootstrap or network stacks), then deploy again")
 
 
 def _forward(aws: Aws, service: ServicePlan, target: Target, version: str) -> ledger.Entry | None:

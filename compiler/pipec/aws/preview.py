@@ -19,7 +19,7 @@ from typing import Any
 from pipec.aws import ledger, targets
 from pipec.aws.bundle import Bundles
 from pipec.aws.session import Aws, errors
-from pipec.aws.stacks import STABLE, Change, Out, change_set, describe, parameter_values
+from pipec.aws.stacks import STABLE, Change, Out, change_set, describe, parameter_values, running_template
 from pipec.diagnostics import fail
 from pipec.plan.model import Plan, ServicePlan, Target
 from pipec.render.parse import template_body
@@ -130,18 +130,9 @@ def _stack_plan(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
         described = list(description.get("Changes", []))
         with errors(f"deleting the plan's change set of {stack.name}"):
             aws.client("cloudformation", target.region).delete_change_set(ChangeSetName=change_set_id)
-    old_body = _running_template(aws, stack.name, target.region)
+    old_body = running_template(aws, stack.name, target.region)
     return StackPlan(target.env, target.region, service.name, stack.name, running, version, changed,
                      _resource_changes(described, old_body, new_body), commit)
-
-
-def _running_template(aws: Aws, stack: str, region: str) -> dict[str, Any]:
-    with errors(f"reading the template {stack} runs"):
-        body = aws.client("cloudformation", region).get_template(StackName=stack, TemplateStage="Original")
-    text = body.get("TemplateBody", {})
-    if isinstance(text, str):  # boto3 hands over a JSON template parsed, a YAML one as text
-        text = json.loads(template_body(text))
-    return dict(text) if isinstance(text, dict) else {}
 
 
 def _resource_changes(described: list[dict[str, Any]], old: dict[str, Any],

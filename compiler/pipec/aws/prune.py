@@ -16,7 +16,7 @@ from typing import Any
 
 from pipec.aws import targets
 from pipec.aws.session import Aws, errors
-from pipec.aws.stacks import Out, poll_seconds
+from pipec.aws.stacks import Out, poll_seconds, running_template
 from pipec.diagnostics import fail
 from pipec.plan import names
 from pipec.plan.model import Plan
@@ -35,34 +35,53 @@ class Orphan:
 
 
 def orphans(aws: Aws, plan: Plan, env_name: str, regions: list[str]) -> list[Orphan]:
-    """The service stacks of an environment, in the regions given, that pipec made and the spec no longer names."""
-    env = targets.environment(plan, env_name)
-    known = {(s.name, region) for s in plan.services for region in env.regions}
+    """The service stacks of an environment, in the regions given, that pipec made and the spec no longer names
+    (every one of them, for an environment the spec no longer has)."""
+    known = {(s.name, region) for s in plan.services for e in plan.environments if e.name == env_name
+             for region in e.regions}
     found = []
     for region in regions:
-        with errors(f"listing the stacks of {env.name} in {region}"):
-            stacks: list[dict[str, Any]] = []
-            for page in aws.client("cloudformation", region).get_paginator("describe_stacks").paginate():
-                stacks += page["Stacks"]
-        for stack in stacks:
+        for stack in _stacks(aws, env_name, region):
             tags = {t["Key"]: t["Value"] for t in stack.get("Tags") or []}
             service = tags.get("pipec:service", "")
-            owned = (tags.get("pipec:project") == plan.project and tags.get("pipec:environment") == env.name
-                     and service and stack["StackName"] == names.stack(plan.project, env.name, service))
+            owned = (tags.get("pipec:project") == plan.project and tags.get("pipec:environment") == env_name
+                     and service and stack["StackName"] == names.stack(plan.project, env_name, service))
             if owned and (service, region) not in known and stack["StackStatus"] != "DELETE_COMPLETE":
-                found.append(Orphan(env.name, region, service, stack["StackName"], stack["StackStatus"],
+                found.append(Orphan(env_name, region, service, stack["StackName"], stack["StackStatus"],
                                     tags.get("pipec:version", "-")))
     return sorted(found, key=lambda o: (o.region, o.service))
 
 
+def _stacks(aws: Aws, env: str, region: str) -> list[dict[str, Any]]:
+    with errors(f"listing the stacks of {env} in {region}"):
+        stacks: list[dict[str, Any]] = []
+        for page in aws.client("cloudformation", region).get_paginator("describe_stacks").paginate():
+            stacks += page["Stacks"]
+    return stacks
+
+
 def prune(aws: Aws, plan: Plan, env_name: str, region: str | None, apply: bool, out: Out) -> list[Orphan]:
-    """List (and with apply, delete) the environment's orphaned service stacks."""
-    env = targets.environment(plan, env_name)
-    regions = [region] if region else sorted(set(env.regions) | set(plan.all_regions))
-    aws.require_account(env.account, env.name)
-    found = orphans(aws, plan, env.name, regions)
+    """List (and with apply, delete) the environment's orphaned service stacks. An environment the spec no longer
+    has (removed or renamed) is looked for in the credentials' account, in the region named."""
+    former = env_name not in {e.name for e in plan.environments}
+    if former:
+        targets.former_environment(env_name, region)
+        regions = [region] if region else []
+    else:
+        env = targets.environment(plan, env_name)
+        regions = [region] if region else sorted(set(env.regions) | set(plan.all_regions))
+        aws.require_account(env.account, env.name)
+    found = orphans(aws, plan, env_name, regions)
+    if former:
+        left = [s["StackName"] for r in regions for s in _stacks(aws, env_name, r)
+                if s["StackName"] in (names.stack(plan.project, env_name, "bootstrap"),
+                                      names.stack(plan.project, env_name, "network"))]
+        for stack in left:
+            out(f"pipec: {stack} stays: a former environment's bootstrap and network are deleted by hand, once its "
+                "service stacks are gone (its buckets, keys and repositories are retained)")
     if not found:
-        out(f"pipec: {env.name} has no stack that pipeline.yaml no longer names; nothing to prune")
+        where = f" in {', '.join(regions)}, which pipeline.yaml no longer has," if former else ""
+        out(f"pipec: {env_name}{where} has no stack that pipeline.yaml no longer names; nothing to prune")
         return found
     busy = [o for o in found if o.status.endswith("_IN_PROGRESS")]
     if busy:
@@ -76,7 +95,8 @@ def prune(aws: Aws, plan: Plan, env_name: str, region: str | None, apply: bool, 
         if apply:
             _delete(aws, orphan, out)
     if not apply:
-        out(f"pipec: nothing was deleted; `pipec prune --env {env.name} --apply` deletes "
+        again = f" --region {region}" if former else ""
+        out(f"pipec: nothing was deleted; `pipec prune --env {env_name}{again} --apply` deletes "
             f"{'it' if len(found) == 1 else 'them'} (administrator credentials)")
     return found
 
@@ -90,14 +110,7 @@ def _resources(aws: Aws, orphan: Orphan) -> list[dict[str, Any]]:
 
 def _retained(aws: Aws, orphan: Orphan) -> list[str]:
     """What the stack's deletion leaves in place (its template's DeletionPolicy Retain or Snapshot)."""
-    import json
-
-    from pipec.render.parse import template_body
-
-    with errors(f"reading the template of {orphan.stack}"):
-        body = aws.client("cloudformation", orphan.region).get_template(StackName=orphan.stack,
-                                                                        TemplateStage="Original")["TemplateBody"]
-    template = json.loads(template_body(body)) if isinstance(body, str) else dict(body)
+    template = running_template(aws, orphan.stack, orphan.region)
     physical = {r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "") for r in _resources(aws, orphan)}
     kept = [f"{logical} ({item.get('Type')}{' ' + physical[logical] if physical.get(logical) else ''})"
             for logical, item in sorted((template.get("Resources") or {}).items())

@@ -56,6 +56,16 @@ def describe(aws: Aws, stack: str, region: str) -> dict[str, Any] | None:
             raise
 
 
+def running_template(aws: Aws, stack: str, region: str) -> dict[str, Any]:
+    """The template a stack runs, parsed."""
+    with errors(f"reading the template {stack} runs"):
+        body = aws.client("cloudformation", region).get_template(StackName=stack, TemplateStage="Original")
+    text = body.get("TemplateBody", {})
+    if isinstance(text, str):  # boto3 hands over a JSON template parsed, a YAML one as text
+        text = json.loads(template_body(text))
+    return dict(text) if isinstance(text, dict) else {}
+
+
 def parameter(stack: dict[str, Any], key: str) -> str | None:
     """The value a stack (as describe returns it) has for a parameter."""
     values: list[dict[str, str]] = stack.get("Parameters") or []

@@ -6,7 +6,7 @@ import re
 
 from pipec.diagnostics import fail, quote
 from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan
-from pipec.validate.spec import RELEASE_VERSION
+from pipec.validate.spec import NAME, RELEASE_VERSION
 
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -24,6 +24,18 @@ def regions(env: EnvironmentPlan, region: str | None) -> list[str]:
         raise fail("PC402", f'environment "{env.name}" does not deploy to {region}',
                    hint=f"its regions: {', '.join(env.regions)}")
     return [region] if region else list(env.regions)
+
+
+def former_environment(name: str, region: str | None) -> str:
+    """An environment the spec no longer has, as `pipec prune` looks for its stacks: a name as the spec's are,
+    and the region it ran in (the spec no longer says)."""
+    if not re.fullmatch(NAME, name):
+        raise fail("PC401", f"unknown environment {quote(name)}", hint="environments are named like staging")
+    if region is None:
+        raise fail("PC402", f"environment {quote(name)} is not in pipeline.yaml, so pipec does not know its regions",
+                   hint=f"name each region it ran in: pipec prune --env {name} --region us-east-1 (with the "
+                        "credentials of its account)")
+    return name
 
 
 def region_name(text: str) -> str:

@@ -193,6 +193,32 @@ def test_only_the_build_role_writes_releases_and_only_once(reach: Reach) -> None
         assert _allowed(deploy, "s3:GetObject", arn, {}, policy)
 
 
+def test_the_plan_role_plans_production_and_changes_nothing(reach: Reach) -> None:
+    """Production's plan role (before the approval, on the release branch): change sets on production's stacks,
+    their templates, the ledgers and the releases; never an execution, a role to pass, a write, or staging."""
+    graph = reach.graphs[PRODUCTION_ACCOUNT]
+    planner = _node(graph, "stigg-production-plan")
+    assert not [n for n in reach.graphs[STAGING_ACCOUNT].nodes if n.arn.endswith(":role/stigg-staging-plan")]
+    stack = f"arn:aws:cloudformation:us-east-1:{PRODUCTION_ACCOUNT}:stack/stigg-production-api/x"
+    for action in ("cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet",
+                   "cloudformation:DeleteChangeSet", "cloudformation:GetTemplate", "cloudformation:DescribeStacks"):
+        assert _allowed(planner, action, stack), action
+    for action in ("cloudformation:ExecuteChangeSet", "cloudformation:UpdateStack", "cloudformation:DeleteStack",
+                   "cloudformation:CreateStack"):
+        assert not _allowed(planner, action, stack), action
+    cfn_role = f"arn:aws:iam::{PRODUCTION_ACCOUNT}:role/stigg-production-cfn"
+    assert not _allowed(planner, "iam:PassRole", cfn_role, {"iam:PassedToService": "cloudformation.amazonaws.com"})
+    ledger = f"arn:aws:ssm:us-east-1:{PRODUCTION_ACCOUNT}:parameter/pipec/stigg/production/api"
+    assert _allowed(planner, "ssm:GetParameter", ledger) and not _allowed(planner, "ssm:PutParameter", ledger)
+    bucket, keys = _release_bucket(reach)
+    policy = _policy_of(reach.graphs[STAGING_ACCOUNT], f"arn:aws:s3:::{bucket}")
+    release = f"arn:aws:s3:::{bucket}/{keys[0]}"
+    assert _allowed(planner, "s3:GetObject", release, {}, policy, STAGING_ACCOUNT)
+    assert not _allowed(planner, "s3:PutObject", release, {"s3:if-none-match": "*"}, policy, STAGING_ACCOUNT)
+    staging = f"arn:aws:cloudformation:us-east-1:{STAGING_ACCOUNT}:stack/stigg-staging-api/x"
+    assert not _allowed(planner, "cloudformation:CreateChangeSet", staging)
+
+
 def _stack_resources(world: World, account: str, region: str) -> Iterator[tuple[str, str, str]]:
     """Every resource of every stack of an account's region: (stack id, type, physical id)."""
     cfn = world.client("cloudformation", account, region)

@@ -31,6 +31,7 @@ MODULES = [  # each module's line is printed as soon as it is done
     "pipec/validate/rules.py",
     "pipec/aws/bundle.py",
     "pipec/release/github.py",
+    "pipec/aws/verified.py",
 ]
 # Where a module is more than the protection, only these functions: rollback selection and bundle verification.
 SCOPE = {
@@ -41,7 +42,7 @@ SCOPE = {
 TESTS = ["tests/test_cloudformation.py", "tests/test_emit.py", "tests/test_aws.py", "tests/test_aws_failures.py",
          "tests/test_validate.py", "tests/test_errors.py", "tests/test_adversarial.py", "tests/test_safety.py",
          "tests/test_session.py", "tests/test_plan.py", "tests/test_ledger.py", "tests/test_bundle.py",
-         "tests/test_github.py"]
+         "tests/test_github.py", "tests/test_provenance.py"]
 # Tests that judge through another process (validators, a whole `pipec`, the demo) cannot see an in-process
 # mutant, and the moto lifecycle test (23 s) would be paid by every surviving mutant: the focused tests of the
 # ledger, rollback selection, bundles and sessions speak for those functions here.

@@ -28,7 +28,7 @@ def _bucket(world: World) -> None:
     s3 = world.client("s3", STAGING.account, "us-east-1")
     s3.create_bucket(Bucket=PLAN.release_bucket)
     s3.put_bucket_versioning(Bucket=PLAN.release_bucket, VersioningConfiguration={"Status": "Enabled"})
-    for version in ("3.0.0", "3.1.0", "3.2.0", "3.3.0"):
+    for version in ("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0"):
         s3.put_object(Bucket=PLAN.release_bucket, Key=f"releases/{version}/release.json", Body=b"{}")
 
 
@@ -59,16 +59,24 @@ def test_verify_writes_the_verification_once_beside_the_bundle(world: World, aws
     assert {k: v for k, v in written.items() if k != "at"} == {
         "version": "3.0.0", "environment": "staging", "regions": ["us-east-1"], "checks": "e2e", "run": RUN,
         "by": aws.actor()}
+    s3 = world.client("s3", STAGING.account, "us-east-1")
+    raw = s3.get_object(Bucket=PLAN.release_bucket, Key=key)["Body"].read().decode()
+    assert raw == json.dumps(written, indent=2, sort_keys=True) + "\n"  # one field a line, for a reader's eyes
+    # Read back whole, as a deploy reads it.
+    assert verified.find(aws, PLAN, STAGING, "3.0.0") == verified.Verification(
+        "3.0.0", "staging", ("us-east-1",), "e2e", RUN, written["at"], aws.actor())
     # A re-run of the verify job changes nothing: the first verification stands (the bucket keeps one version).
     said.clear()
-    verified.record(aws, PLAN, "staging", "3.0.0", "https://github.com/o/r/actions/runs/43/attempts/1", said.append)
+    again = verified.record(aws, PLAN, "staging", "3.0.0", "https://github.com/o/r/actions/runs/43/attempts/1",
+                            said.append)
     assert said == [f"pipec: 3.0.0 was already verified in staging at {written['at']}; nothing to do"]
+    assert again.run == RUN  # what stands is the first verification
     s3 = world.client("s3", STAGING.account, "us-east-1")
     assert len(s3.list_object_versions(Bucket=PLAN.release_bucket, Prefix=key)["Versions"]) == 1
     assert _object(world, key)["run"] == RUN
 
 
-def test_a_deploy_needs_the_verification_of_the_environment_before(aws: Aws) -> None:
+def test_a_deploy_needs_the_verification_of_the_environment_before(world: World, aws: Aws) -> None:
     said: list[str] = []
     # The first environment has none before it.
     assert verified.require(aws, PLAN, STAGING, "3.1.0", None, said.append) == ""
@@ -91,8 +99,12 @@ def test_a_deploy_needs_the_verification_of_the_environment_before(aws: Aws) -> 
     verified.record(aws, PLAN, "staging", "3.1.0", "", said.append)
     said.clear()
     assert verified.require(aws, PLAN, PRODUCTION, "3.1.0", "INC-7: hotfix", said.append) == ""
-    assert said[0].startswith("pipec: 3.1.0 passed staging's end-to-end checks at ")
-    assert " in https://" not in said[0]  # recorded outside a run: no run to name
+    at = verified.find(aws, PLAN, STAGING, "3.1.0").at  # type: ignore[union-attr]
+    assert said == [f"pipec: 3.1.0 passed staging's end-to-end checks at {at}"]  # recorded outside a run: none named
+    said.clear()
+    verified.require(aws, PLAN, PRODUCTION, "3.0.0", None, said.append)
+    first = _object(world, "releases/3.0.0/verified/staging.json")["at"]
+    assert said == [f"pipec: 3.0.0 passed staging's end-to-end checks at {first} in {RUN}"]
 
 
 def test_a_verification_that_is_not_this_releases_counts_as_none(world: World, aws: Aws) -> None:
@@ -110,14 +122,37 @@ def test_a_verification_that_is_not_this_releases_counts_as_none(world: World, a
 
 
 def test_only_a_published_release_can_be_verified(aws: Aws) -> None:
-    code, message, _ = _error(lambda: verified.record(aws, PLAN, "staging", "9.9.9", RUN, print))
-    assert (code, message) == ("PC603", f"release 9.9.9 is not published in s3://{PLAN.release_bucket}")
+    code, message, hint = _error(lambda: verified.record(aws, PLAN, "staging", "9.9.9", RUN, print))
+    assert (code, message, hint) == ("PC603", f"release 9.9.9 is not published in s3://{PLAN.release_bucket}",
+                                     "only a release `pipec bundle` published can be verified")
+
+
+def test_without_end_to_end_checks_the_deploy_is_what_verifies(world: World, aws: Aws) -> None:
+    said: list[str] = []
+    found = verified.record(aws, PLAN._replace(e2e=None), "staging", "3.4.0", "", said.append)
+    assert found.checks == "deploy"
+    assert said == [f"pipec: recorded that 3.4.0 passed staging's deploy (s3://{PLAN.release_bucket}/releases/3.4.0/"
+                    "verified/staging.json)"]
+    said.clear()
+    verified.require(aws, PLAN, PRODUCTION, "3.4.0", None, said.append)
+    assert said == [f"pipec: 3.4.0 passed staging's deploy at {found.at}"]
+
+
+def test_a_damaged_verification_is_not_overwritten_nor_trusted(world: World, aws: Aws) -> None:
+    s3 = world.client("s3", STAGING.account, "us-east-1")
+    s3.put_object(Bucket=PLAN.release_bucket, Key="releases/3.5.0/verified/production.json", Body=b"{}")
+    said: list[str] = []
+    verified.record(aws, PLAN, "production", "3.5.0", RUN, said.append)
+    assert said == ["pipec: 3.5.0 was already verified in production; nothing to do"]
+    assert _object(world, "releases/3.5.0/verified/production.json") == {}
 
 
 @pytest.mark.parametrize(("run", "code"), [("1234", "PC412"), ("http://github.com/o/r/actions/runs/1", "PC412"),
                                            ("https://x y", "PC412")])
 def test_verify_checks_its_run_url(aws: Aws, run: str, code: str) -> None:
-    assert _error(lambda: verified.record(aws, PLAN, "staging", "3.0.0", run, print))[0] == code
+    assert _error(lambda: verified.record(aws, PLAN, "staging", "3.0.0", run, print)) == (
+        code, f'--run "{run}" is not the https URL of a run', "pass the run's URL (https://github.com/OWNER/REPO/"
+        "actions/runs/ID), or leave --run out inside GitHub Actions")
 
 
 def test_the_run_is_this_github_actions_run(monkeypatch: pytest.MonkeyPatch) -> None:

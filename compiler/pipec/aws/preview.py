@@ -19,8 +19,7 @@ from typing import Any
 from pipec.aws import ledger, targets
 from pipec.aws.bundle import Bundles
 from pipec.aws.session import Aws, errors
-from pipec.aws.stacks import STABLE, Change, Out, change_set, describe, parameter_values, running_template
-from pipec.diagnostics import fail
+from pipec.aws.stacks import Change, Out, change_set, describe, parameter_values, refuse_unchangeable, running_template
 from pipec.plan.model import Plan, ServicePlan, Target
 from pipec.render.parse import template_body
 
@@ -111,10 +110,6 @@ def _stack_plan(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
         return StackPlan(target.env, target.region, service.name, stack.name, "-", version,
                          tuple((k, "", v) for k, v in parameters.items()), changes, commit, new=True)
     label = f"{target.env} {target.region} {service.name}"
-    if existing["StackStatus"].endswith("_IN_PROGRESS") or existing["StackStatus"] not in STABLE | {
-            "UPDATE_ROLLBACK_COMPLETE"}:
-        raise fail("PC613", f"[{label}] stack {stack.name} is {existing['StackStatus']}: there is nothing settled to "
-                   "plan against", hint="wait for the running change to finish (`pipec status`), then plan again")
     old = {p["ParameterKey"]: p.get("ParameterValue", "") for p in existing.get("Parameters") or []}
     changed = tuple((k, old.get(k, ""), v) for k, v in parameters.items() if old.get(k) != v)
     running = old.get("Version", "-")
@@ -123,6 +118,7 @@ def _stack_plan(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
     # No role passed: CloudFormation works the change set out with the role the stack already has, so the plan
     # role needs no iam:PassRole (and could not hand any role to an execution it cannot start).
     change = Change(stack.name, target.region, template, parameters, tags, None, ("CAPABILITY_IAM",), label)
+    refuse_unchangeable(change, existing["StackStatus"])  # what a deploy would refuse, a plan says first
     made = change_set(aws, change, existing["StackStatus"], purpose="plan")
     described: list[dict[str, Any]] = []
     if made is not None:

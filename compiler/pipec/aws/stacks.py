@@ -77,7 +77,7 @@ def apply(aws: Aws, change: Change, out: Out) -> bool:
     client = aws.client("cloudformation", change.region)
     existing = describe(aws, change.stack, change.region)
     status = existing["StackStatus"] if existing else None
-    _refuse_busy(change, status)
+    refuse_unchangeable(change, status)
     made = change_set(aws, change, status)
     if made is None:
         return False
@@ -132,7 +132,8 @@ def change_set(aws: Aws, change: Change, status: str | None,
     return str(created["Id"]), described
 
 
-def _refuse_busy(change: Change, status: str | None) -> None:
+def refuse_unchangeable(change: Change, status: str | None) -> None:
+    """Stop before a change set on a stack that is busy (PC613) or whose creation failed (PC614)."""
     if status is None:
         return
     if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":

@@ -28,7 +28,7 @@ def _bucket(world: World) -> None:
     s3 = world.client("s3", STAGING.account, "us-east-1")
     s3.create_bucket(Bucket=PLAN.release_bucket)
     s3.put_bucket_versioning(Bucket=PLAN.release_bucket, VersioningConfiguration={"Status": "Enabled"})
-    for version in ("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0"):
+    for version in ("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0", "3.6.0"):
         s3.put_object(Bucket=PLAN.release_bucket, Key=f"releases/{version}/release.json", Body=b"{}")
 
 
@@ -101,10 +101,11 @@ def test_a_deploy_needs_the_verification_of_the_environment_before(world: World,
     assert verified.require(aws, PLAN, PRODUCTION, "3.1.0", "INC-7: hotfix", said.append) == ""
     at = verified.find(aws, PLAN, STAGING, "3.1.0").at  # type: ignore[union-attr]
     assert said == [f"pipec: 3.1.0 passed staging's end-to-end checks at {at}"]  # recorded outside a run: none named
+    verified.record(aws, PLAN, "staging", "3.6.0", RUN, said.append)
     said.clear()
-    verified.require(aws, PLAN, PRODUCTION, "3.0.0", None, said.append)
-    first = _object(world, "releases/3.0.0/verified/staging.json")["at"]
-    assert said == [f"pipec: 3.0.0 passed staging's end-to-end checks at {first} in {RUN}"]
+    verified.require(aws, PLAN, PRODUCTION, "3.6.0", None, said.append)
+    first = _object(world, "releases/3.6.0/verified/staging.json")["at"]
+    assert said == [f"pipec: 3.6.0 passed staging's end-to-end checks at {first} in {RUN}"]
 
 
 def test_a_verification_that_is_not_this_releases_counts_as_none(world: World, aws: Aws) -> None:

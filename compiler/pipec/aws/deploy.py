@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pipec.aws import ledger, needs, targets, verified
 from pipec.aws.bundle import CHANGED_HINT, Bundles, place_artifact
 from pipec.aws.session import Aws, utc_now
-from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter, parameter_values
+from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter, parameter_values, service_tags
 from pipec.diagnostics import fail
-from pipec.plan.model import EnvironmentPlan, Plan, Release, ServicePlan, Stack, Target
+from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan, Stack, Target
 from pipec.render.output import Output
 
 PREVIOUS = "previous"
@@ -34,7 +34,6 @@ class Request:
 def _select(plan: Plan, request: Request) -> tuple[EnvironmentPlan, list[str], list[ServicePlan]]:
     """What the request acts on, checked against the plan before anything reaches AWS."""
     env = targets.environment(plan, request.env)
-    verified.reason(request.break_glass)
     if request.action == "rollback" and request.version != PREVIOUS:
         targets.version(request.version, "--to")
     elif request.action == "deploy":
@@ -47,13 +46,13 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
     is chosen and checked to fit the spec as it now stands before the first one changes, so a release that cannot
     go everywhere asked goes nowhere."""
     env, regions, services = _select(plan, request)
+    reason = verified.reason(request.break_glass)  # checked before AWS is asked
     aws.require_account(env.account, env.name)
     bundles = Bundles(aws, plan)
     verb = "rolling back" if request.action == "rollback" else "deploying"
     out(f"pipec: {verb} {env.name} ({', '.join(regions)}) to {request.version}")
     rollback = request.action == "rollback"
-    bypassed = "" if rollback else verified.require(aws, plan, env, request.version,
-                                                    verified.reason(request.break_glass), out)
+    bypassed = "" if rollback else verified.require(aws, plan, env, request.version, reason, out)
     chosen: list[tuple[ServicePlan, Target, str, ledger.Entry | None]] = []
     for region in regions:
         target = Target(env.name, region, env.account)
@@ -153,8 +152,9 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
     parameters = parameter_values(bundles.file(version, stack.parameter_file))
     parameters |= service.release_values(target, release)
     place_artifact(aws, plan, service, target, release, image_wait=float(os.environ.get("PIPEC_IMAGE_WAIT", "600")))
-    change = Change(stack.name, target.region, template, parameters, _tags(plan, service, target, release, action),
-                    _role(plan, target), ("CAPABILITY_IAM",), label)
+    tags = service_tags(plan.project, target.env, service.name, release.version, release.commit, action)
+    change = Change(stack.name, target.region, template, parameters, tags, _role(plan, target), ("CAPABILITY_IAM",),
+                    label)
     try:
         changed = apply(aws, change, out)
     except KeyboardInterrupt:
@@ -174,11 +174,6 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
                          reason=f"break glass: {bypassed}" if bypassed else "")
     ledger.record(aws, service, target, entry)
     out(f"[{label}] recorded {version} in {service.ledger_for(target.env)}")
-
-
-def _tags(plan: Plan, service: ServicePlan, target: Target, release: Release, action: str) -> dict[str, str]:
-    return {"pipec:project": plan.project, "pipec:environment": target.env, "pipec:service": service.name,
-            "pipec:version": release.version, "pipec:commit": release.commit, "pipec:action": action}
 
 
 def _role(plan: Plan, target: Target) -> str:

@@ -19,7 +19,16 @@ from typing import Any
 from pipec.aws import ledger, targets
 from pipec.aws.bundle import Bundles
 from pipec.aws.session import Aws, errors
-from pipec.aws.stacks import Change, Out, change_set, describe, parameter_values, refuse_unchangeable, running_template
+from pipec.aws.stacks import (
+    Change,
+    Out,
+    change_set,
+    describe,
+    parameter_values,
+    refuse_unchangeable,
+    running_template,
+    service_tags,
+)
 from pipec.plan.model import Plan, ServicePlan, Target
 from pipec.render.parse import template_body
 
@@ -113,8 +122,7 @@ def _stack_plan(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
     old = {p["ParameterKey"]: p.get("ParameterValue", "") for p in existing.get("Parameters") or []}
     changed = tuple((k, old.get(k, ""), v) for k, v in parameters.items() if old.get(k) != v)
     running = old.get("Version", "-")
-    tags = {"pipec:project": plan.project, "pipec:environment": target.env, "pipec:service": service.name,
-            "pipec:version": version, "pipec:commit": release.commit, "pipec:action": "plan"}
+    tags = service_tags(plan.project, target.env, service.name, version, release.commit, "plan")
     # No role passed: CloudFormation works the change set out with the role the stack already has, so the plan
     # role needs no iam:PassRole (and could not hand any role to an execution it cannot start).
     change = Change(stack.name, target.region, template, parameters, tags, None, ("CAPABILITY_IAM",), label)

@@ -63,6 +63,8 @@ def _stacks(aws: Aws, env: str, region: str) -> list[dict[str, Any]]:
 def prune(aws: Aws, plan: Plan, env_name: str, region: str | None, apply: bool, out: Out) -> list[Orphan]:
     """List (and with apply, delete) the environment's orphaned service stacks. An environment the spec no longer
     has (removed or renamed) is looked for in the credentials' account, in the region named."""
+    if region is not None:
+        targets.region_name(region)
     former = env_name not in {e.name for e in plan.environments}
     if former:
         targets.former_environment(env_name, region)

@@ -39,6 +39,12 @@ class Change:
     label: str  # e.g. "production us-east-1 api"
 
 
+def service_tags(project: str, env: str, service: str, version: str, commit: str, action: str) -> dict[str, str]:
+    """The tags pipec puts on a service stack with each change set: what `pipec prune` knows its stacks by."""
+    return {"pipec:project": project, "pipec:environment": env, "pipec:service": service, "pipec:version": version,
+            "pipec:commit": commit, "pipec:action": action}
+
+
 def poll_seconds() -> float:
     return float(os.environ.get("PIPEC_POLL_SECONDS", "5"))
 

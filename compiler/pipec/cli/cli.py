@@ -387,12 +387,9 @@ def prune(env: EnvOption,
     (administrator credentials; what their templates retain stays)."""
     from pipec import build
     from pipec.aws import prune as pruning
-    from pipec.aws import targets
     from pipec.aws.session import Aws
 
     def action() -> None:
-        if region is not None:
-            targets.region_name(region)
         pruning.prune(Aws(), build.validated_plan(spec), env, region, apply, typer.echo)
     _execute(action)
 

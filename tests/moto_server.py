@@ -21,7 +21,10 @@ tests/test_iam_reach.py evaluates the policy as IAM does.
 
 5. A stack's `AWS::ECR::ReplicationConfiguration` is put on its registry, and a pushed image is copied, with its
 tag and digest, to every destination registry whose filter matches its repository (creating the repository
-there), as ECR replication does (moto 5.2 has no model for the resource and replicates nothing).
+there), as ECR replication does (moto 5.2 has no model for the resource and replicates nothing). A repository
+replication makes takes its settings (tag mutability, KMS key, policy) from the stack-made
+`AWS::ECR::RepositoryCreationTemplate` of that registry whose prefix names its namespace and that applies to
+REPLICATION, and ECR's defaults without one, as ECR does (moto 5.2 has neither the resource nor the API).
 
 6. With `PIPEC_MOTO_SKIP` set to resource types (comma-separated), stacks skip those resources as moto skips the
 types it has no model for: for the rehearsal, which deploys the bundles exactly as published, the types
@@ -30,6 +33,10 @@ tests/aws_world.py's UNSUPPORTED names (moto has models for them that cannot res
 7. DescribeStacks gives an SSM-typed parameter's value as the stack was given it (the parameter's name) and what
 it resolved to as ResolvedValue, as CloudFormation does (moto 5.2 gives only the resolved value, a list as Python's
 repr), so comparing a stack's parameters with a release's compares like with like.
+
+8. An update that changes a resource the stack never made (its condition false) makes it if its condition now
+holds and otherwise does nothing, as CloudFormation does (moto 5.2 updates it as if it existed and fails with an
+internal error: a bootstrap whose template changes a build registry's repository, in another registry).
 """
 
 from __future__ import annotations
@@ -202,6 +209,40 @@ class _ReplicationConfiguration(_StackMade, CloudFormationModel):
         ecr.ecr_backends[account_id][region_name].put_replication_configuration({"rules": []})
 
 
+_CREATION_TEMPLATES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # registry -> prefix -> properties
+
+
+class _RepositoryCreationTemplate(_StackMade, CloudFormationModel):
+    __module__ = "moto.ecr.models"
+    TYPE = "AWS::ECR::RepositoryCreationTemplate"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str, **kwargs: Any) -> _RepositoryCreationTemplate:
+        properties = cloudformation_json["Properties"]
+        _CREATION_TEMPLATES.setdefault((account_id, region_name), {})[properties["Prefix"]] = properties
+        return cls(properties["Prefix"])
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str) -> None:
+        _CREATION_TEMPLATES.get((account_id, region_name), {}).pop(cloudformation_json["Properties"]["Prefix"],
+                                                                   None)
+
+
+def _create_replica(target: Any, repository_name: str) -> None:
+    """The repository replication makes in a destination registry, from its creation template if one matches."""
+    templates = _CREATION_TEMPLATES.get((target.account_id, target.region_name), {})
+    matching = [t for prefix, t in templates.items() if repository_name.startswith(prefix.rstrip("/") + "/")
+                and "REPLICATION" in t.get("AppliedFor", [])]
+    template = max(matching, key=lambda t: len(t["Prefix"]), default={})
+    encryption = template.get("EncryptionConfiguration")
+    target.create_repository(repository_name, None, _camel(encryption) if encryption else None, None,
+                             template.get("ImageTagMutability"), None, None)
+    if template.get("RepositoryPolicy"):
+        target.set_repository_policy(None, repository_name, template["RepositoryPolicy"])
+
+
 _put_image = ecr.ECRBackend.put_image
 
 
@@ -215,12 +256,24 @@ def _put_image_and_replicate(self: Any, repository_name: str, image_manifest: st
         for destination in rule["destinations"]:
             target = ecr.ecr_backends[destination["registryId"]][destination["region"]]
             if repository_name not in target.repositories:
-                target.create_repository(repository_name, None, None, None, None, None, None)
+                _create_replica(target, repository_name)
             _put_image(target, repository_name, image_manifest, image_tag, image_manifest_mediatype, digest)
     return image
 
 
 ecr.ECRBackend.put_image = _put_image_and_replicate  # type: ignore[method-assign]
+
+_update_resource = parsing.parse_and_update_resource
+
+
+def _update_or_make(logical_id: str, resource_json: Any, resources_map: Any, account_id: str,
+                    region_name: str) -> Any:
+    if logical_id not in resources_map._parsed_resources:  # never made: made now if its condition holds
+        return resources_map[logical_id]
+    return _update_resource(logical_id, resource_json, resources_map, account_id, region_name)
+
+
+parsing.parse_and_update_resource = _update_or_make
 
 parsing.NULL_MODELS.extend(t for t in os.environ.get("PIPEC_MOTO_SKIP", "").split(",") if t)
 

@@ -303,8 +303,19 @@ def test_an_image_function_can_pull_its_image_and_runs_its_command(built: dict[s
     cfn = bootstrap["Resources"]["CfnExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert {s.get("Sid"): s for s in cfn}["FunctionImages"]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:ecr:"
                                                                            "${AWS::Region}:${AWS::AccountId}:repository/ledgerly/*"}
-    example = (built["example"] / "generated" / "cloudformation" / "bootstrap.yaml").read_text()
-    assert "LambdaPulls" not in example and "FunctionImages" not in example  # no image function: no grant
+    # No image function: the build registry's repositories let no function pull, and no stack may make one from an
+    # image (Lambda makes a function from an image only for a caller that may pull it, as FunctionImages lets the
+    # CloudFormation role). The repositories replication makes elsewhere let the project's functions there pull
+    # anyway: one made today keeps that policy when an image function comes tomorrow.
+    example = parse(Output("bootstrap.yaml", (built["example"] / "generated" / "cloudformation" /
+                                              "bootstrap.yaml").read_text()))["Resources"]
+    repositories = [r["Properties"] for r in example.values() if r["Type"] == "AWS::ECR::Repository"]
+    assert repositories and all("LambdaPulls" not in json.dumps(r) for r in repositories)
+    assert "FunctionImages" not in json.dumps(example["CfnExecutionRole"])
+    replicas = example["RepositoryTemplate"]["Properties"]
+    assert json.loads(replicas["RepositoryPolicy"]["Fn::Sub"])["Statement"] == [{
+        **pulls, "Condition": {"StringLike": {"aws:SourceArn": "arn:${AWS::Partition}:lambda:${AWS::Region}:"
+                                                               "${AWS::AccountId}:function:stigg-*-*"}}}]
 
 
 def test_a_function_outside_a_vpc_has_no_vpc_config_and_no_network_template_is_made_for_none(

@@ -261,6 +261,9 @@ _ARN_OF = {
     "AWS::EC2::FlowLog": "arn:aws:ec2:{region}:{account}:vpc-flow-log/{id}",
     "AWS::EC2::VPCEndpoint": "arn:aws:ec2:{region}:{account}:vpc-endpoint/{id}",
     "AWS::ECR::Repository": "arn:aws:ecr:{region}:{account}:repository/{id}",
+    # A registry's setting, managed by actions IAM authorizes on no resource of its own: named here so that any
+    # statement of "*" (or of the whole registry) reaching it is found.
+    "AWS::ECR::RepositoryCreationTemplate": "arn:aws:ecr:{region}:{account}:repository-creation-template/{id}",
     "AWS::ECS::Cluster": "arn:aws:ecs:{region}:{account}:cluster/{id}",
     "AWS::IAM::Role": "arn:aws:iam::{account}:role/{id}",
     "AWS::KMS::Alias": "arn:aws:kms:{region}:{account}:{id}",

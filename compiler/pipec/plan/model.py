@@ -6,7 +6,7 @@ Plain, immutable records; `plan.plan` builds them from a valid spec. Must not im
 from __future__ import annotations
 
 import base64
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pipec.plan import names
 from pipec.validate.facts import ELB_LOG_ACCOUNTS, PARTITION
@@ -304,6 +304,17 @@ class Plan(NamedTuple):
         """Registries that receive the build registry's images (all but the build registry itself)."""
         source = (self.build_env.account, self.build_env.home_region)
         return tuple(r for r in self.registries if r != source)
+
+    @property
+    def replica_policy(self) -> dict[str, Any]:
+        """The policy of every repository replication makes in another registry (ECR's repository creation
+        template there): the project's functions there may pull, whichever of them use images, so that a repository
+        made today serves an image function added tomorrow (a repository replication made keeps the policy it was
+        made with; the template changes only what replication makes later)."""
+        return {"Version": "2012-10-17", "Statement": [{
+            "Sid": "LambdaPulls", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Condition": {"StringLike": {"aws:SourceArn": self.account_names.functions_here}}}]}
 
     @property
     def elb_log_accounts(self) -> tuple[tuple[str, str], ...]:

@@ -175,6 +175,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["y"] = yaml_value
     env.filters["sub"] = lambda text: "!Sub " + yaml_value(text)
+    env.filters["sub_json"] = sub_json
     env.filters["camel"] = camel
     env.filters["gy"] = workflow_value
     env.filters["cf"] = cloudformation_value
@@ -219,6 +220,13 @@ def yaml_value(value: Any) -> str:
         return "[" + ", ".join(yaml_value(v) for v in value) + "]"
     text = json.dumps(value, ensure_ascii=False)
     return _NOT_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def sub_json(value: Any, indent: int) -> str:
+    """A document (a policy) as JSON text inside `Fn::Sub`, for the properties that take a string; a literal
+    block indented below a key at `indent`. ASCII only, so nothing in it can break the block."""
+    lines = json.dumps(value, indent=2).splitlines()
+    return "!Sub |\n" + "\n".join(" " * (indent + 2) + line for line in lines)
 
 
 def cloudformation_value(value: str) -> str:

@@ -239,3 +239,24 @@ def test_what_a_template_makes_is_read_as_cloudformation_evaluates_its_condition
     there = made(template, {"Owner": "false", "Mode": "a"}, Target("production", "us-east-1", "222222222222"))
     assert sorted(there) == ["Always", "Branches", "Elsewhere", "Loop", "Missing", "ModeA", "Unknown"]
     assert there["Branches"] == {"IfNot", "U1", "U2", "InText"}
+
+
+def test_a_condition_one_part_decides_is_decided_without_the_others() -> None:
+    """Where the account is not known (the diff reads files, not an account), a false part still decides an
+    `Fn::And` and a true one an `Fn::Or`; what is left undecided counts as made."""
+    from pipec.render.conditions import Stack
+
+    template = {"Conditions": {
+        "Owns": {"Fn::Equals": [{"Ref": "Owner"}, "true"]},
+        "Foreign": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AWS::AccountId"}, "111111111111"]}]},
+        "Receives": {"Fn::And": [{"Condition": "Owns"}, {"Condition": "Foreign"}]},
+        "Either": {"Fn::Or": [{"Condition": "Owns"}, {"Condition": "Foreign"}]}},
+        "Resources": {name: {"Type": "T", "Condition": name} for name in ("Receives", "Either")}}
+    assert Stack(template, {"Owner": "false"}, "us-east-1").holds("Receives") is False
+    assert Stack(template, {"Owner": "true"}, "us-east-1").holds("Receives") is None
+    assert Stack(template, {"Owner": "true"}, "us-east-1").holds("Either") is True
+    assert Stack(template, {"Owner": "false"}, "us-east-1").holds("Either") is None
+    assert sorted(Stack(template, {"Owner": "false"}, "us-east-1").resources()) == ["Either"]
+    assert sorted(Stack(template, {"Owner": "false"}, "us-east-1", "111111111111").resources()) == []
+    assert sorted(Stack(template, {"Owner": "true"}, "us-east-1", "222222222222").resources()) == [
+        "Either", "Receives"]

@@ -353,30 +353,32 @@ def test_diff_against_a_git_ref(workdir: Path) -> None:
 
 
 def test_diff_says_loudly_when_an_administrator_must_bootstrap_first(workdir: Path) -> None:
-    """A new image artifact needs its ECR repository in the bootstrap stack of every environment, which the
-    release's deploy role cannot make: the diff says so first, per environment, with the exact command."""
+    """A new image artifact needs its ECR repository in the build registry, which only the first environment's
+    bootstrap makes (the release's deploy role cannot): the diff says so first, with the exact command. Production's
+    registries get the repository from replication, so its bootstrap does not change (the repository's resource has
+    a condition that is false there) and the diff asks nothing of it."""
     _repository(workdir)
     spec = workdir / "pipeline.yaml"
     _edit(spec, "  jobs-zip:\n", "  billing-image:\n    type: container-image\n    context: services/billing\n"
           "  jobs-zip:\n")
     text = _ok(cli("diff", "--against", "main", cwd=workdir))
     lines = text.splitlines()
-    assert lines[:2] == [
-        f"NEEDS AN ADMINISTRATOR: {env}'s bootstrap or network stack changes: it needs `pipec bootstrap --env {env}` "
-        "with administrator credentials before this is merged (the release's deploys cannot change those stacks, "
-        "and refuse to start without what they need)" for env in ("production", "staging")]
+    assert lines[0] == (
+        "NEEDS AN ADMINISTRATOR: staging's bootstrap or network stack changes: it needs `pipec bootstrap --env "
+        "staging` with administrator credentials before this is merged (the release's deploys cannot change those "
+        "stacks, and refuse to start without what they need)")
+    assert not lines[1].startswith("NEEDS AN ADMINISTRATOR")
     assert "staging us-east-1 bootstrap: stack changed" in lines
+    assert "    + resource RepositoryBillingImage (AWS::ECR::Repository)" in lines
+    assert not [line for line in lines if line.startswith("production") and "bootstrap" in line]
     markdown = _ok(cli("diff", "--against", "main", "--format", "markdown", cwd=workdir))
     assert markdown.split("\n")[2:5] == ["> [!IMPORTANT]",
-                                         "> production's bootstrap or network stack changes: it needs `pipec "
-                                         "bootstrap --env production` with administrator credentials before this is "
-                                         "merged (the release's deploys cannot change those stacks, and refuse to "
-                                         "start without what they need)", "> staging's bootstrap or network stack "
-                                         "changes: it needs `pipec bootstrap --env staging` with administrator "
-                                         "credentials before this is merged (the release's deploys cannot change "
-                                         "those stacks, and refuse to start without what they need)"]
+                                         "> staging's bootstrap or network stack changes: it needs `pipec bootstrap "
+                                         "--env staging` with administrator credentials before this is merged (the "
+                                         "release's deploys cannot change those stacks, and refuse to start without "
+                                         "what they need)", ""]
     data = json.loads(_ok(cli("diff", "--against", "main", "--format", "json", cwd=workdir)))
-    assert data["bootstrap"] == ["production", "staging"]
+    assert data["bootstrap"] == ["staging"]
 
 
 def test_diff_says_that_a_removed_service_keeps_running_until_pruned(workdir: Path) -> None:

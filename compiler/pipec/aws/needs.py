@@ -20,8 +20,8 @@ from pipec.aws.session import Aws, errors
 from pipec.aws.stacks import describe, parameter_values, running_template
 from pipec.diagnostics import fail
 from pipec.plan.model import EnvironmentPlan, ServicePlan, Target
+from pipec.render import conditions
 from pipec.render.parse import template_body
-from pipec.validate.facts import PARTITION
 
 Chosen = list[tuple[ServicePlan, Target, str]]  # each stack a deploy changes, with its version
 
@@ -70,67 +70,10 @@ def _administered(aws: Aws, bundles: Bundles, env: EnvironmentPlan, chosen: Chos
 
 
 def made(template: dict[str, Any], values: dict[str, str], target: Target) -> dict[str, set[str]]:
-    """The resources a template makes with these parameter values in the target's account and region (those
-    without a condition and those whose condition holds; one this cannot evaluate counts as holding), each with
+    """The resources a template makes with these parameter values in the target's account and region, each with
     the Sids of the policy statements in it: what a role or a repository may do grows by named statements."""
-    refs: dict[str, str] = {key: str(declared.get("Default", "")) for key, declared in
-                            (template.get("Parameters") or {}).items() if "Default" in declared}
-    refs |= values | {"AWS::Region": target.region, "AWS::AccountId": target.account,
-                      "AWS::Partition": PARTITION}
-    conditions = template.get("Conditions") or {}
-    resources = template.get("Resources") or {}
-
-    def statements(node: Any) -> set[str]:
-        """The Sids of the statements in a resource's properties (only the branch of an `Fn::If` that holds, both
-        where it cannot be told), also in a policy given as JSON text."""
-        if isinstance(node, list):
-            return set().union(*map(statements, node))
-        if isinstance(node, dict):
-            branches = node.get("Fn::If")
-            if len(node) == 1 and isinstance(branches, list) and len(branches) == 3:
-                holds = _holds(conditions, str(branches[0]), refs)
-                return statements(branches[1:] if holds is None else branches[1 if holds else 2])
-            found = {str(node["Sid"])} if isinstance(node.get("Sid"), str) and "Effect" in node else set()
-            return found.union(*map(statements, node.values()))
-        if isinstance(node, str) and node.lstrip().startswith("{"):
-            try:
-                return statements(json.loads(node))
-            except ValueError:
-                return set()
-        return set()
-
-    return {name: statements(resource.get("Properties")) for name, resource in resources.items()
-            if "Condition" not in resource or _holds(conditions, str(resource["Condition"]), refs) is not False}
-
-
-def _holds(conditions: dict[str, Any], name: str, refs: dict[str, str], depth: int = 0) -> bool | None:
-    def value(node: Any) -> Any:
-        if isinstance(node, (str, bool)):
-            return node
-        if not isinstance(node, dict) or len(node) != 1:
-            return None
-        [(function, argument)] = node.items()
-        if function == "Ref":
-            return refs.get(argument)
-        if function == "Condition":
-            return _holds(conditions, argument, refs, depth + 1)
-        parts = [value(a) for a in argument] if isinstance(argument, list) else []
-        if None in parts:
-            return None
-        if function == "Fn::Equals" and len(parts) == 2:
-            return str(parts[0]) == str(parts[1])
-        if function == "Fn::And" and parts:
-            return all(parts)
-        if function == "Fn::Or" and parts:
-            return any(parts)
-        if function == "Fn::Not" and len(parts) == 1:
-            return not parts[0]
-        return None
-
-    if name not in conditions or depth > len(conditions):
-        return None
-    result = value(conditions[name])
-    return result if isinstance(result, bool) else None
+    stack = conditions.Stack(template, values, target.region, target.account)
+    return {name: stack.statements(resource.get("Properties")) for name, resource in stack.resources().items()}
 
 
 def _parameters(aws: Aws, bundles: Bundles, chosen: Chosen) -> list[tuple[str, str]]:

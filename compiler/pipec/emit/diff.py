@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from pipec.render import conditions
 from pipec.render.output import Output
 from pipec.render.parse import parse
 
@@ -101,12 +102,21 @@ def _stacks(old: Tree, new: Tree, old_parsed: dict[str, Any], new_parsed: dict[s
         before, after = old_parsed.get(path), new_parsed.get(path)
         status = _status(before, after)
         # an added (or removed) stack shows every resource and parameter it brings (or takes away)
-        template_changes = _template(old_parsed.get(template) if before is not None else None,
-                                     new_parsed.get(template) if after is not None else None)
+        template_changes = _template(_made(old_parsed.get(template), before, region) if before is not None else None,
+                                     _made(new_parsed.get(template), after, region) if after is not None else None)
         parameter_changes = _parameters(before, after)
         if status != "changed" or template_changes or parameter_changes:
             result.append(StackDiff(env, region, unit, status, template_changes, parameter_changes))
     return sorted(result, key=lambda s: (s.env, s.region, s.stack))
+
+
+def _made(template: Any, parameters: Any, region: str) -> Any:
+    """A stack's template with only the resources it makes with its parameter values in its region (a
+    repository of the build registry is no change to another environment's bootstrap)."""
+    if not isinstance(template, dict) or not isinstance(parameters, list):
+        return template
+    values = {str(p.get("ParameterKey")): str(p.get("ParameterValue")) for p in parameters if isinstance(p, dict)}
+    return {**template, "Resources": conditions.Stack(template, values, region).resources()}
 
 
 def _template(old: Any, new: Any) -> list[Change]:

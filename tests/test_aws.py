@@ -194,6 +194,24 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         assert now[("us-east-1", "api")]["reason"] == "break glass: INC-12: staging is down, the fix cannot wait"
         assert now[("eu-west-1", "api")]["reason"] == ""
 
+        # An automatic rollback after failed checks goes back to the newest older release that passed this
+        # environment's checks (not merely ran here), and the ledger keeps why.
+        api_east = ("--service", "api", "--region", "us-east-1")
+        none_yet = run(PRODUCTION, "rollback", "--env", "production", *api_east, "--to", "verified")
+        assert none_yet.exit_code == 4
+        assert ("error[PC609]: api has run no version verified in production and older than 1.2.0 in production "
+                "us-east-1, so there is no verified version there") in none_yet.stderr
+        _ok(run(STAGING, "verify", "--env", "production", "--version", "1.0.0"))
+        _ok(run(STAGING, "verify", "--env", "production", "--version", "1.1.0"))
+        out = _ok(run(PRODUCTION, "rollback", "--env", "production", *api_east, "--to", "verified", "--reason",
+                      "automatic: end-to-end checks failed on 1.2.0"))
+        assert "[production us-east-1 api] recorded 1.1.0" in out
+        entry = json.loads(ssm.get_parameter(Name="/pipec/stigg/production/api")["Parameter"]["Value"])
+        assert (entry["version"], entry["action"], entry["reason"]) == (
+            "1.1.0", "rollback", "automatic: end-to-end checks failed on 1.2.0")
+        blank = run(PRODUCTION, "rollback", "--env", "production", *api_east, "--to", "previous", "--reason", " ")
+        assert blank.exit_code == 1 and "error[PC411]: --reason needs a reason" in blank.stderr
+
         # Credentials of the wrong account are refused before anything changes.
         wrong = run(STAGING, "deploy", "--env", "production", "--version", "1.1.0")
         assert wrong.exit_code == 4

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipec.aws import deploy, ledger
+from pipec.aws import deploy, ledger, verified
 from pipec.aws.session import Aws
 from pipec.build import compile_spec
 from pipec.diagnostics import PipecError
@@ -486,7 +486,7 @@ def test_previous_over_a_ledger_of_several_releases(world: World, monkeypatch: p
         ledger.record(aws, service, target, ledger.Entry(version, "c" * 40, "sha256:" + "0" * 64, "t", "me",
                                                          "deploy"))
     request = deploy.Request("staging", deploy.PREVIOUS, action="rollback")
-    assert deploy._target_version(aws, service, target, request) == expected
+    assert deploy._target_version(aws, COMPILED.plan, service, target, request) == expected
 
 
 @pytest.mark.parametrize(("history", "message", "hint"), [
@@ -513,10 +513,52 @@ def test_previous_without_an_earlier_version_here_is_refused(world: World, monke
     for version in history:
         ledger.record(aws, service, target, ledger.Entry(version, "c" * 40, "d", "t", "me", "deploy"))
     with pytest.raises(PipecError) as caught:
-        deploy._target_version(aws, service, target, deploy.Request("staging", deploy.PREVIOUS, action="rollback"))
+        deploy._target_version(aws, plan, service, target,
+                               deploy.Request("staging", deploy.PREVIOUS, action="rollback"))
     [found] = caught.value.diagnostics
     assert (found.code, found.hint) == ("PC609", hint) and found.message.startswith(message), found.message
     assert caught.value.exit_code == 4
+
+
+@pytest.mark.parametrize(("case", "history", "checked", "expected"), [
+    ("the newest older release that passed", ["1.0.0", "1.1.0", "1.2.0"], ["1.0.0", "1.1.0"], "1.1.0"),
+    ("one that never passed here is skipped", ["1.0.0", "1.1.0", "1.2.0"], ["1.0.0", "1.2.0"], "1.0.0"),
+    ("the running one is never the target", ["1.0.0", "1.1.0"], ["1.0.0", "1.1.0"], "1.0.0"),
+    ("after a rollback, further back", ["1.0.0", "1.1.0", "1.2.0", "1.1.0"], ["1.0.0", "1.1.0", "1.2.0"], "1.0.0"),
+    ("none passed", ["1.0.0", "1.1.0"], ["1.1.0"], None),
+    ("passed elsewhere is not passed here", ["1.0.0", "1.1.0"], [], None),
+])
+def test_verified_is_the_newest_older_release_that_passed_here(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                               case: str, history: list[str], checked: list[str],
+                                                               expected: str | None) -> None:
+    aws = aws_in(world, "111111111111", monkeypatch)
+    plan = COMPILED.plan
+    service = plan.service("worker")._replace(name=f"v{abs(hash(case)) % 10**8}")
+    target = Target("staging", "us-east-1", "111111111111")
+    s3 = aws.client("s3", "us-east-1")
+    bucket = plan.release_bucket
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    for version in history:
+        ledger.record(aws, service, target, ledger.Entry(version, "c" * 40, "d", "t", "me", "deploy"))
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        s3.delete_object(Bucket=bucket, Key=f"releases/{version}/verified/staging.json")
+        s3.delete_object(Bucket=bucket, Key=f"releases/{version}/verified/production.json")
+    for version in checked:
+        body = verified.Verification(version, "staging", ("us-east-1",), "e2e", "", "t", "me").to_json()
+        s3.put_object(Bucket=bucket, Key=f"releases/{version}/verified/staging.json", Body=body.encode())
+    if case == "passed elsewhere is not passed here":
+        body = verified.Verification("1.0.0", "production", ("us-east-1",), "e2e", "", "t", "me").to_json()
+        s3.put_object(Bucket=bucket, Key="releases/1.0.0/verified/production.json", Body=body.encode())
+    request = deploy.Request("staging", deploy.VERIFIED, action="rollback")
+    if expected is not None:
+        assert deploy._target_version(aws, plan, service, target, request) == expected
+        return
+    with pytest.raises(PipecError) as caught:
+        deploy._target_version(aws, plan, service, target, request)
+    [found] = caught.value.diagnostics
+    assert found.code == "PC609"
+    assert f"has run no version verified in staging and older than {history[-1]} in staging us-east-1" in found.message
 
 
 @pytest.mark.parametrize(("service", "region", "expected"), [

@@ -176,7 +176,7 @@ _ENTRIES = [
          "pass --force, or another path"),
     Code("PC410", "cli", _SPEC, "`pipec init` cannot write its file", "pipec init /read-only/pipeline.yaml",
          "choose a folder you may write"),
-    Code("PC411", "aws", _SPEC, "`--break-glass` was given no reason (or more than one line of it)",
+    Code("PC411", "aws", _SPEC, "`--break-glass` or `--reason` was given no reason (or more than one line of it)",
          "pipec deploy --env production --version 1.5.0 --break-glass \"\"",
          "say why the checks are skipped: --break-glass \"INC-142: staging is down\""),
     Code("PC412", "aws", _SPEC, "`pipec verify --run` is not the https URL of a run", "--run 1234",

@@ -16,12 +16,14 @@ from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan, Stack, Target
 from pipec.render.output import Output
 
 PREVIOUS = "previous"
+VERIFIED = "verified"
+ROLLBACK_TARGETS = (PREVIOUS, VERIFIED)
 
 
 @dataclass(frozen=True)
 class Request:
     """What to change: an environment, optionally one service and one region, and the version (or, for a
-    rollback, a version or "previous")."""
+    rollback, a version, "previous" or "verified")."""
 
     env: str
     version: str
@@ -29,12 +31,13 @@ class Request:
     region: str | None = None
     action: str = "deploy"  # deploy | rollback | bootstrap
     break_glass: str | None = None  # a deploy's reason to go ahead without the previous environment's verification
+    reason: str | None = None  # a rollback's reason, kept in the ledger (an automatic rollback says so)
 
 
 def _select(plan: Plan, request: Request) -> tuple[EnvironmentPlan, list[str], list[ServicePlan]]:
     """What the request acts on, checked against the plan before anything reaches AWS."""
     env = targets.environment(plan, request.env)
-    if request.action == "rollback" and request.version != PREVIOUS:
+    if request.action == "rollback" and request.version not in ROLLBACK_TARGETS:
         targets.version(request.version, "--to")
     elif request.action == "deploy":
         targets.version(request.version)
@@ -47,6 +50,7 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
     go everywhere asked goes nowhere."""
     env, regions, services = _select(plan, request)
     reason = verified.reason(request.break_glass)  # checked before AWS is asked
+    why = verified.reason(request.reason, "--reason")
     aws.require_account(env.account, env.name)
     bundles = Bundles(aws, plan)
     verb = "rolling back" if request.action == "rollback" else "deploying"
@@ -57,7 +61,7 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
     for region in regions:
         target = Target(env.name, region, env.account)
         for service in services:
-            version = _target_version(aws, service, target, request)
+            version = _target_version(aws, plan, service, target, request)
             _fits(bundles, service, target, version)
             if rollback:
                 _as_it_ran(aws, bundles, service, target, version)
@@ -65,27 +69,35 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
     needs.check(aws, bundles, env, [(s, t, v) for s, t, v, _ in chosen])
     for service, target, version, checked in chosen:
         current = ledger.current(aws, service, target) if rollback else checked
-        _deploy_one(aws, plan, bundles, service, target, version, current, request.action, bypassed, out)
+        note = f"break glass: {bypassed}" if bypassed else (why or "")
+        _deploy_one(aws, plan, bundles, service, target, version, current, request.action, note, out)
 
 
-def _target_version(aws: Aws, service: ServicePlan, target: Target, request: Request) -> str:
-    """The version to deploy; for "previous", the newest version this service ran here that is older than the one
-    running (after a rollback, "previous" goes further back, never forward to the release rolled back from). A
-    version that never ran here is never "previous": that needs --to."""
-    if request.version != PREVIOUS:
+def _target_version(aws: Aws, plan: Plan, service: ServicePlan, target: Target, request: Request) -> str:
+    """The version to deploy. "previous": the newest version this service ran here that is older than the one
+    running (after a rollback, "previous" goes further back, never forward to the release rolled back from).
+    "verified": the newest such version that also passed this environment's checks (its verification is in the
+    release bucket), what an automatic rollback after failed checks goes back to. A version that never ran here
+    is never either: that needs --to."""
+    if request.version not in ROLLBACK_TARGETS:
         return request.version
     entries = ledger.history(aws, service, target)
+    where = f"{target.env} {target.region}"
     if not entries:
-        raise fail("PC609", f"{service.name} was never deployed to {target.env} {target.region}, so there is no "
-                   "previous version")
+        raise fail("PC609", f"{service.name} was never deployed to {where}, so there is no {request.version} "
+                   "version")
     current = entries[0].version
-    earlier = next((e.version for e in entries if _older(e.version, current)), None)
-    if earlier is None:
+    older = list(dict.fromkeys(e.version for e in entries if _older(e.version, current)))
+    if request.version == VERIFIED:
+        env = plan.environment(target.env)
+        older = [v for v in older if verified.find(aws, plan, env, v) is not None]
+    if not older:
         ran = list(dict.fromkeys(e.version for e in entries))
-        raise fail("PC609", f"{service.name} has run no version older than {current} in {target.env} "
-                   f"{target.region}, so there is no previous version there",
+        what = "older than" if request.version == PREVIOUS else f"verified in {target.env} and older than"
+        raise fail("PC609", f"{service.name} has run no version {what} {current} in {where}, so there is no "
+                   f"{request.version} version there",
                    hint=f"versions that ran there: {', '.join(ran)}; to deploy another release, name it with --to")
-    return earlier
+    return older[0]
 
 
 def _fits(bundles: Bundles, service: ServicePlan, target: Target, version: str) -> None:
@@ -139,7 +151,7 @@ def _older(version: str, than: str) -> bool:
 
 
 def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, target: Target, version: str,
-                current: ledger.Entry | None, action: str, bypassed: str, out: Out) -> None:
+                current: ledger.Entry | None, action: str, reason: str, out: Out) -> None:
     label = f"{target.env} {target.region} {service.name}"
     stack = service.stack_for(target.env, target.region)
     release = bundles.release(version)
@@ -171,7 +183,7 @@ def _deploy_one(aws: Aws, plan: Plan, bundles: Bundles, service: ServicePlan, ta
                        "takes its Version parameter? `pipec status` shows what runs")
     entry = ledger.Entry(version=version, commit=release.commit, digest=release.digests[service.artifact.name],
                          at=utc_now(), by=aws.actor(), action=action, record=bundles.record_sha256(version),
-                         reason=f"break glass: {bypassed}" if bypassed else "")
+                         reason=reason)
     ledger.record(aws, service, target, entry)
     out(f"[{label}] recorded {version} in {service.ledger_for(target.env)}")
 

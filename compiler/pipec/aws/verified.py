@@ -120,14 +120,16 @@ def require(aws: Aws, plan: Plan, env: EnvironmentPlan, version: str, break_glas
                     f"{env.name} --version {version} --break-glass \"<why>\", which the ledger keeps")
 
 
-def reason(text: str | None) -> str | None:
-    """A break-glass reason as given, checked: one line of words, not empty."""
+def reason(text: str | None, option: str = "--break-glass") -> str | None:
+    """A reason as given (a break-glass deploy's, a rollback's), checked: one line of words, not empty."""
     if text is None:
         return None
     cleaned = text.strip()
     if not cleaned or len(cleaned) > 200 or not cleaned.isprintable():
-        raise fail("PC411", "--break-glass needs a reason: one line of at most 200 printable characters",
-                   hint='say why the checks are skipped, e.g. --break-glass "INC-142: staging is down, hotfix"')
+        example = ('--break-glass "INC-142: staging is down, hotfix"' if option == "--break-glass"
+                   else '--reason "INC-142: checkout errors since 1.4.2"')
+        raise fail("PC411", f"{option} needs a reason: one line of at most 200 printable characters",
+                   hint=f"say why, e.g. {example}")
     return cleaned
 
 

@@ -413,16 +413,19 @@ def verify(env: EnvOption, version: Annotated[str, typer.Option("--version", hel
 
 @app.command()
 def rollback(env: EnvOption,
-             to: Annotated[str, typer.Option("--to", help="A version, or previous (the newest version older than the "
-                                             "running one that the ledger records).")] = "previous",
+             to: Annotated[str, typer.Option("--to", help="A version; previous (the newest version older than the "
+                                             "running one that the ledger records); or verified (the newest such "
+                                             "version that passed this environment's checks).")] = "previous",
              service: ServiceOption = None, region: RegionOption = None,
+             reason: Annotated[str | None, typer.Option("--reason", help="Why, kept in the ledger (e.g. an "
+                                                        "incident id).")] = None,
              spec: SpecArg = Path("pipeline.yaml")) -> None:
     """Redeploy an earlier release exactly as it was recorded."""
     from pipec import build
     from pipec.aws import deploy as deploys
     from pipec.aws.session import Aws
 
-    request = deploys.Request(env, to, service, region, action="rollback")
+    request = deploys.Request(env, to, service, region, action="rollback", reason=reason)
     _execute(lambda: deploys.deploy(Aws(), build.validated_plan(spec), request, typer.echo))
 
 

@@ -118,7 +118,7 @@ def test_a_token_that_cannot_read_the_environments(workdir: Path) -> None:
     assert missing.exit_code == 4
     assert _errors(missing) == [
         "error[PC704]: no GitHub token: set GH_TOKEN (in a workflow: GH_TOKEN: ${{ github.token }})",
-        "hint: the job needs `permissions: actions: read` to read environments"]
+        "hint: the job needs `permissions: actions: read` to read the repository's environments"]
     assert len(github.requests) == 1  # without a token nothing is asked
 
 

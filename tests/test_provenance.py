@@ -13,6 +13,7 @@ import pytest
 from pipec.aws import verified
 from pipec.aws.session import Aws
 from pipec.diagnostics import PipecError
+from pipec.release import github
 from tests.aws_world import World, aws_in
 from tests.conftest import Run, cli
 from tests.test_safety import COMPILED
@@ -159,14 +160,14 @@ def test_verify_checks_its_run_url(aws: Aws, run: str, code: str) -> None:
 def test_the_run_is_this_github_actions_run(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"):
         monkeypatch.delenv(key, raising=False)
-    assert verified.this_run() == ""
+    assert github.this_run() == ""
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
     monkeypatch.setenv("GITHUB_REPOSITORY", "o/r")
-    assert verified.this_run() == ""
+    assert github.this_run() == ""
     monkeypatch.setenv("GITHUB_RUN_ID", "99")
-    assert verified.this_run() == "https://github.com/o/r/actions/runs/99/attempts/1"
+    assert github.this_run() == "https://github.com/o/r/actions/runs/99/attempts/1"
     monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "3")
-    assert verified.this_run() == "https://github.com/o/r/actions/runs/99/attempts/3"
+    assert github.this_run() == "https://github.com/o/r/actions/runs/99/attempts/3"
 
 
 @pytest.mark.parametrize("reason", ["", "   ", "two\nlines", "x" * 201, "tab\there"])

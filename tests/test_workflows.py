@@ -22,7 +22,11 @@ EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}")
 SAFE = re.compile(r"^ ?('\$\{\{'|steps\.next\.outputs\.version|steps\.publish\.outputs\.digest|"
                   r"needs\.[a-z0-9-]+\.outputs\.(version|digest)|needs\.[a-z0-9-]+\.result|"
                   r"matrix\.(region|url|environment|role)|"
-                  r"github\.token|github\.base_ref|github\.event\.pull_request\.number|always\(\)|"
+                  r"github\.token|github\.base_ref|github\.event\.pull_request\.number|always\(\)|success\(\)|"
+                  r"failure\(\)|job\.status|secrets\.[A-Za-z_][A-Za-z0-9_]*|"
+                  r"always\(\) && needs\.[a-z0-9-]+\.result == 'success' && needs\.[a-z0-9-]+\.result == 'failure'|"
+                  r"format\('[a-z :(){}0-9-]+', (github\.actor|inputs\.(version|service))"
+                  r"(, (github\.actor|inputs\.(version|service)))?\)|"
                   r"inputs\.(environment|service|version)|inputs\.environment == '[a-z0-9-]+') ?$")
 
 
@@ -153,22 +157,40 @@ def test_the_release_builds_once_and_promotes_in_order(name: str, built: dict[st
         assert stage["permissions"] == {"contents": "read", "id-token": "write"}
         assert stage["with"] == {"version": "${{ needs.version.outputs.version }}"}
         called = _workflow(built[name], f"deploy-{env.name}")
+        # The alert channel's secret reaches the stage by name, never every secret (`secrets: inherit`).
+        secrets = {"alert_webhook": {"description": "The alert channel's webhook URL (pipeline.yaml alerts.webhook)",
+                                     "required": False}} if plan.webhook else None
+        assert stage.get("secrets") == ({"alert_webhook": f"${{{{ secrets.{plan.webhook} }}}}"} if plan.webhook
+                                        else None)
         assert called["on"] == {"workflow_call": {"inputs": {"version": {
-            "description": "The release to deploy", "type": "string", "required": True}}}}
+            "description": "The release to deploy", "type": "string", "required": True}},
+            **({"secrets": secrets} if secrets else {})}}
         assert called["env"] == release["env"] and called["defaults"] == release["defaults"]
         assert called["permissions"] == {}
         job = called["jobs"][f"deploy-{env.name}"]
         assert "concurrency" not in called and "concurrency" not in job  # the caller's group is the only lock
-        assert job["environment"] == env.name
-        assert job["strategy"]["matrix"]["region"] == list(env.regions)
+        # GitHub's Deployments view shows each region's URL, and the job's name the version.
+        assert job["environment"] == ({"name": env.name, "url": "${{ matrix.url }}"} if env.urls
+                                      else {"name": env.name})
+        assert job["strategy"]["matrix"]["include"] == [
+            {"region": region, **({"url": url} if url else {})} for region, url in env.deployments]
+        assert job["name"] == f"Deploy ${{{{ inputs.version }}}} to {env.name} (${{{{ matrix.region }}}})"
         [assume] = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
         assert assume["with"]["role-to-assume"] == f"arn:aws:iam::{env.account}:role/{plan.project}-{env.name}-deploy"
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         assert job["env"]["VERSION"] == "${{ inputs.version }}"
         assert any(s.get("run", "").startswith(f"pipec deploy --env {env.name}") for s in job["steps"])
+        recovers = plan.e2e is not None and env.rolls_back_failures
         assert set(called["jobs"]) == {f"deploy-{env.name}", f"verify-{env.name}",
                                        *([f"e2e-{env.name}"] if plan.e2e else []),
+                                       *([f"recover-{env.name}"] if recovers else []),
                                        *([f"plan-{env.name}"] if env.approval else [])}
+        told = [s for j in called["jobs"].values() for s in j["steps"] if s.get("run", "").startswith("pipec notify")]
+        assert bool(told) == bool(plan.webhook)
+        for step in told:  # the secret only in the steps that tell, and a failure to tell fails nothing
+            assert step["continue-on-error"] is True and step["env"]["PIPEC_WEBHOOK_URL"] == (
+                "${{ secrets.alert_webhook }}")
+        assert not any("secrets." in json.dumps(j.get("env", {})) for j in called["jobs"].values())
         if env.approval:
             # Before the approval, without an environment (so without approval): the plan, in the run's summary.
             planned = called["jobs"][f"plan-{env.name}"]
@@ -177,8 +199,10 @@ def test_the_release_builds_once_and_promotes_in_order(name: str, built: dict[st
             assert planned["steps"][0]["with"]["fetch-depth"] == 0  # the commits it brings
             [assume] = [s for s in planned["steps"] if "configure-aws-credentials" in s.get("uses", "")]
             assert assume["with"]["role-to-assume"] == f"arn:aws:iam::{env.account}:role/{env.plan_role}"
-            assert planned["steps"][-1]["run"] == (f'pipec plan --env {env.name} --version "$VERSION" --format '
-                                                   'markdown | tee -a "$GITHUB_STEP_SUMMARY"')
+            shown = [s["run"] for s in planned["steps"] if s.get("run", "").startswith("pipec ")]
+            assert shown == [f'pipec plan --env {env.name} --version "$VERSION" --format markdown | tee -a '
+                             '"$GITHUB_STEP_SUMMARY"',
+                             *([f'pipec notify waiting --env {env.name} --version "$VERSION"'] if plan.webhook else [])]
         else:
             assert "needs" not in job
         # The stage ends by recording that the release passed: after the checks, or after the deploy without them.
@@ -186,7 +210,9 @@ def test_the_release_builds_once_and_promotes_in_order(name: str, built: dict[st
         assert _needs(verify) == [f"e2e-{env.name}" if plan.e2e else f"deploy-{env.name}"]
         assert (verify["environment"], verify["permissions"]) == ("pipec_build", {"contents": "read",
                                                                                   "id-token": "write"})
-        assert verify["steps"][-1]["run"] == f'pipec verify --env {env.name} --version "$VERSION"'
+        assert [s["run"] for s in verify["steps"] if s.get("run", "").startswith("pipec ")] == [
+            f'pipec verify --env {env.name} --version "$VERSION"',
+            *([f'pipec notify deployed --env {env.name} --version "$VERSION"'] if plan.webhook else [])]
         assert verify["env"] == {"VERSION": "${{ inputs.version }}"}
         if plan.e2e:
             e2e = called["jobs"][f"e2e-{env.name}"]
@@ -556,8 +582,10 @@ def test_deploy_jobs_and_their_sessions_last_as_long_as_the_plan_needs(name: str
                 assert [s["with"]["role-duration-seconds"] for s in assumes] == [seconds]
                 if isinstance(spec.get("github", {}).get("runner", "ubuntu-24.04"), str):
                     assert minutes <= 360  # what GitHub gives a job on its own runners
+    recovers = [f"recover-{e}" for e, body in spec["environments"].items()
+                if "e2e" in spec.get("checks", {}) and body.get("on_failed_checks", "rollback") == "rollback"]
     assert sorted(jobs) == sorted([f"deploy-{e}" for e in spec["environments"]] +
-                                  [f"rollback-{e}" for e in spec["environments"]])
+                                  [f"rollback-{e}" for e in spec["environments"]] + recovers)
 
 
 @pytest.mark.parametrize("name", ["example", "every-option", "lambda-only", "saas-three-accounts"])

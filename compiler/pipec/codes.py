@@ -264,6 +264,9 @@ _ENTRIES = [
     Code("PC705", "release", _AWS, "a GitHub environment is protected less than pipeline.yaml says (missing, any "
          "branch may deploy, no or other required reviewers)", "approval: manual on production, whose GitHub "
          "environment has no required reviewers", "the message's fix, in the repository's Settings -> Environments"),
+    Code("PC706", "release", _AWS, "the alert channel could not be told (its webhook secret is empty or not https, "
+         "or it kept failing)", "pipec notify deployed without PIPEC_WEBHOOK_URL", "set the GitHub secret that "
+         "alerts.webhook names to the https URL of the channel's incoming webhook"),
 ]
 CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}
 

@@ -14,7 +14,6 @@ another environment still needs that environment's own approval and credentials.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 
@@ -39,16 +38,6 @@ class Verification:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-
-
-def this_run() -> str:
-    """The URL of the GitHub Actions run (attempt included) this command runs in, or "" outside one."""
-    server, repository, run = (os.environ.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY",
-                                                               "GITHUB_RUN_ID"))
-    if not (server and repository and run):
-        return ""
-    attempt = os.environ.get("GITHUB_RUN_ATTEMPT", "1")
-    return f"{server}/{repository}/actions/runs/{run}/attempts/{attempt}"
 
 
 def record(aws: Aws, plan: Plan, env_name: str, version: str, run: str, out: Out) -> Verification:

@@ -266,6 +266,46 @@ RegionOption = Annotated[str | None, typer.Option("--region", "-r", help="One re
                                                   "environment's).")]
 
 
+class Notice(StrEnum):
+    waiting = "waiting"
+    deployed = "deployed"
+    failed = "failed"
+    rolled_back = "rolled-back"
+    sanity = "sanity"
+
+
+class Outcome(StrEnum):
+    success = "success"
+    failure = "failure"
+    cancelled = "cancelled"
+
+
+@app.command()
+def notify(event: Annotated[Notice, typer.Argument(help="What happened: waiting (for approval), deployed, failed, "
+                                                   "rolled-back, or sanity (with --outcome: told only when it "
+                                                   "changed).")],
+           env: EnvOption, region: RegionOption = None,
+           version: Annotated[str, typer.Option("--version", help="The release it is about (empty: unknown).")] = "",
+           what: Annotated[str, typer.Option("--what", help="What failed, or why it was rolled back.")] = "",
+           outcome: Annotated[Outcome, typer.Option("--outcome", help="A sanity check's job status.")] = (
+               Outcome.success),
+           spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Tell the alert channel (the webhook in PIPEC_WEBHOOK_URL; for sanity, GH_TOKEN to read the previous run and
+    keep the issue). The workflows run it; a failure to tell never changes what was deployed."""
+    from pipec import build
+    from pipec.aws import targets
+    from pipec.release import notify as notices
+
+    def action() -> None:
+        plan = build.validated_plan(spec)
+        chosen = targets.environment(plan, env)
+        regions = tuple(targets.regions(chosen, region))
+        if version:
+            targets.version(version)
+        notices.notify(plan, event.value, chosen, regions, version, what, outcome.value, typer.echo)
+    _execute(action)
+
+
 class StatusFormat(StrEnum):
     table = "table"
     json = "json"
@@ -404,10 +444,11 @@ def verify(env: EnvOption, version: Annotated[str, typer.Option("--version", hel
     from pipec import build
     from pipec.aws import verified
     from pipec.aws.session import Aws
+    from pipec.release.github import this_run
 
     def action() -> None:
-        verified.record(Aws(), build.validated_plan(spec), env, version,
-                        verified.this_run() if run is None else run, typer.echo)
+        verified.record(Aws(), build.validated_plan(spec), env, version, this_run() if run is None else run,
+                        typer.echo)
     _execute(action)
 
 

@@ -246,6 +246,8 @@ class EnvironmentPlan(NamedTuple):
     verify_job: str  # records in the release bucket that the release passed this environment's checks
     plan_job: str  # shows reviewers, before the approval, what the release will change and which commits it brings
     rollback_job: str
+    recover_job: str  # rolls the environment back when its end-to-end checks fail (on_failed_checks: rollback)
+    rolls_back_failures: bool
     needs: str  # the release workflow job its stage waits for
     previous: str | None = None
 
@@ -258,6 +260,11 @@ class EnvironmentPlan(NamedTuple):
 
     def url_for(self, region: str) -> str:
         return dict(self.urls).get(region, "")
+
+    @property
+    def deployments(self) -> tuple[tuple[str, str], ...]:
+        """(region, URL) of every deploy job: what GitHub's Deployments view shows ("" where the spec gives none)."""
+        return self.urls or tuple((region, "") for region in self.regions)
 
 
 class Plan(NamedTuple):
@@ -274,6 +281,8 @@ class Plan(NamedTuple):
     services: tuple[ServicePlan, ...]
     artifacts: tuple[ArtifactPlan, ...]
     alert_emails: tuple[str, ...]
+    webhook: str | None  # the GitHub secret holding the alert channel's webhook URL
+    sanity_issues: bool  # a failing sanity check opens a GitHub issue, closed on recovery
     e2e: dict[str, str | int] | None
     sanity: dict[str, str | int] | None
     registries: tuple[tuple[str, str], ...]  # every (account, region) that runs the services

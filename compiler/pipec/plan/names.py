@@ -236,3 +236,18 @@ def workflow_group(project: str, workflow: str) -> str:
 def job(step: str, name: str) -> str:
     """Id of a workflow job: build-<artifact>, promote-<env>, deploy-<env>, e2e-<env>, rollback-<env>."""
     return f"{step}-{name}"
+
+
+def sanity_check_name(env: str, region: str) -> str:
+    """Name of the sanity workflow's job for one environment and region, as GitHub's API lists the job (the
+    workflow writes it with matrix expressions; `pipec notify sanity` finds the previous run's outcome by it)."""
+    return f"Sanity checks on {env} ({region})"
+
+
+SANITY_WORKFLOW = "sanity.yml"
+ROLLBACK_WORKFLOW = "rollback.yml"
+
+
+def sanity_issue_title(project: str, env: str, region: str) -> str:
+    """Title of the one GitHub issue a failing sanity check keeps open for an environment and region."""
+    return f"{project}: sanity checks failing on {env} ({region})"

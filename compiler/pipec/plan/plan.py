@@ -79,6 +79,8 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         services=services,
         artifacts=artifacts,
         alert_emails=tuple(spec.alerts.email),
+        webhook=spec.alerts.webhook,
+        sanity_issues=spec.alerts.sanity_issues,
         e2e=checks.e2e.model_dump() if checks.e2e else None,
         sanity=checks.sanity.model_dump() if checks.sanity else None,
         registries=registries,
@@ -239,6 +241,8 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         verify_job=names.job("verify", name),
         plan_job=names.job("plan", name),
         rollback_job=names.job("rollback", name),
+        recover_job=names.job("recover", name),
+        rolls_back_failures=env.on_failed_checks == "rollback",
         needs="bundle" if previous is None else names.job("promote", previous),
         previous=previous,
     )

@@ -29,7 +29,7 @@ TIMEOUT_SECONDS = 30
 def check(plan: Plan, only: str | None = None) -> list[str]:
     """The environments checked (one of the plan's, or all and the build's); every problem found is raised at
     once, each a diagnostic with its fix."""
-    client = _Client(plan.repository)
+    client = Client(plan.repository)
     wanted = [e for e in plan.environments if only is None or e.name == only]
     found: list[Diagnostic] = []
     checked = []
@@ -47,7 +47,7 @@ def check(plan: Plan, only: str | None = None) -> list[str]:
     return checked
 
 
-def _environment(client: _Client, plan: Plan, name: str, *, approval: bool,
+def _environment(client: Client, plan: Plan, name: str, *, approval: bool,
                  reviewers: tuple[str, ...]) -> list[Diagnostic]:
     where = f"GitHub environment {name} of {plan.repository}"
     settings = f"Settings -> Environments -> {name}"
@@ -126,35 +126,58 @@ def _problem(message: str, fix: str) -> Diagnostic:
     return Diagnostic("PC705", message, hint=fix)
 
 
-class _Client:
-    """GET requests to one repository's REST API, with the workflow's token."""
+def this_run() -> str:
+    """The URL of the GitHub Actions run (attempt included) this command runs in, or "" outside one."""
+    server, repository, run = (os.environ.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY",
+                                                               "GITHUB_RUN_ID"))
+    if not (server and repository and run):
+        return ""
+    attempt = os.environ.get("GITHUB_RUN_ATTEMPT", "1")
+    return f"{server}/{repository}/actions/runs/{run}/attempts/{attempt}"
 
-    def __init__(self, repository: str) -> None:
+
+class Client:
+    """Requests to one repository's REST API, with the workflow's token."""
+
+    def __init__(self, repository: str, permission: str = "actions: read",
+                 purpose: str = "read the repository's environments") -> None:
         self.base = (os.environ.get("GITHUB_API_URL") or API).rstrip("/") + f"/repos/{repository}/"
         self.token = os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN")
+        self.permission = permission
+        self.purpose = purpose
         if not self.token:
             raise fail("PC704", "no GitHub token: set GH_TOKEN (in a workflow: GH_TOKEN: ${{ github.token }})",
-                       hint="the job needs `permissions: actions: read` to read environments")
+                       hint=f"the job needs `permissions: {permission}` to {purpose}")
 
-    def get(self, path: str) -> dict[str, Any] | None:
-        """The JSON object at the path, or None when GitHub answers 404."""
-        request = urllib.request.Request(self.base + path, headers={
+    def get(self, path: str, *, listing: bool = False) -> dict[str, Any] | None:
+        """The JSON object at the path (a listing's array as {"items": [...]}), or None when GitHub answers 404."""
+        return self.send("GET", path, listing=listing)
+
+    def send(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+             listing: bool = False) -> dict[str, Any] | None:
+        """One request; the JSON object GitHub answers, or None for 404."""
+        request = urllib.request.Request(self.base + path, method=method, headers={
             "Accept": "application/vnd.github+json", "Authorization": f"Bearer {self.token}",
-            "X-GitHub-Api-Version": API_VERSION, "User-Agent": "pipec"})
+            "X-GitHub-Api-Version": API_VERSION, "User-Agent": "pipec"},
+            data=None if body is None else json.dumps(body).encode("utf-8"))
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:
                 data = json.loads(answer.read())
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return None
-            hint = ("the token may not read the repository's environments: give the job `permissions: actions: read`"
+            hint = (f"the token may not {self.purpose}: give the job `permissions: {self.permission}`"
                     if error.code in (401, 403) else "try again; GitHub's status page says whether it is down")
-            raise fail("PC704", f"GitHub answered {error.code} to GET {self.base + path}", hint=hint) from None
+            raise fail("PC704", f"GitHub answered {error.code} to {method} {self.base + path}", hint=hint) from None
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise fail("PC704", f"GitHub cannot be asked ({self.base + path}): {error}",
                        hint="check the network and GITHUB_API_URL") from None
+        if listing and isinstance(data, list):  # GET /issues answers an array
+            data = {"items": data}
         if not isinstance(data, dict):
-            raise fail("PC704", f"GitHub answered GET {self.base + path} with something other than an object")
+            raise fail("PC704", f"GitHub answered {method} {self.base + path} with something other than an object")
         return data
 
     def branch_policies(self, environment: str) -> list[str]:

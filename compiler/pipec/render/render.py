@@ -186,6 +186,7 @@ def _environment() -> jinja2.Environment:
     env.globals["concurrency_group"] = names.concurrency_group
     env.globals["workflow_group"] = names.workflow_group
     env.globals["tag"] = names.tag
+    env.globals["sanity_check_name"] = names.sanity_check_name
     env.globals["rollback_version"] = ROLLBACK_VERSION
     env.globals["version_variable"] = contract.VERSION_VARIABLE
     env.globals["environment_variable"] = contract.ENVIRONMENT_VARIABLE

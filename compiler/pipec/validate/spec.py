@@ -36,6 +36,7 @@ CONTEXT = r"^(\.|(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)$"
 HANDLER = r"^[A-Za-z0-9_.$/-]+$"
 GITHUB_HANDLE = r"^@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9._-]+)?$"
 RUNNER = r"^[A-Za-z0-9._-]+$"
+GITHUB_SECRET = r"^(?![Gg][Ii][Tt][Hh][Uu][Bb]_)[A-Za-z_][A-Za-z0-9_]{0,99}$"  # GitHub's rules for a secret's name
 # A pip requirement: a name and versions, or a URL (name @ URL, or the URL alone); PC222 judges what it installs.
 REQUIREMENT = r"^(?:[A-Za-z0-9][A-Za-z0-9._-]* ?@ ?)?[A-Za-z0-9][A-Za-z0-9._+=<>!~@:/,\[\]#&%-]*$"
 
@@ -69,6 +70,8 @@ PATTERN_NAMES = {
     HANDLER: "a Lambda handler such as app.handler",
     GITHUB_HANDLE: "a GitHub user or team such as @alice or @OWNER/platform",
     RUNNER: "a runner label such as ubuntu-24.04 or self-hosted",
+    GITHUB_SECRET: ("the name of a GitHub Actions secret, such as SLACK_WEBHOOK_URL (letters, digits and _, not "
+                    "starting with a digit or GITHUB_)"),
     REQUIREMENT: ("a pip requirement, such as pipec @ https://HOST/pipec-0.1.0-py3-none-any.whl#sha256=HEX or "
                   "pipec @ git+https://github.com/OWNER/pipec@COMMIT"),
 }
@@ -175,6 +178,10 @@ class Environment(Model):
     network: Network = Network()
     certificates: Annotated[dict[str, Annotated[str, Field(pattern=whole(CERTIFICATE))]], Field(
         description="ACM certificate per region; web services serve HTTPS when given.")] = {}
+    on_failed_checks: Annotated[Literal["rollback", "keep"], Field(description=(
+        "When the end-to-end checks fail after a deploy here. rollback (the default): the release workflow rolls "
+        "this environment back at once to the newest older release that passed its checks, recorded in the ledger "
+        "as automatic, and says so in the alerts. keep: the release stays for a person to look at."))] = "rollback"
 
 
 class EcsScaling(Model):
@@ -284,7 +291,17 @@ class Checks(Model):
 
 
 class Alerts(Model):
-    email: Annotated[list[Annotated[str, Field(pattern=whole(EMAIL))]], Field(min_length=1, max_length=10)]
+    """Who hears what goes wrong: CloudWatch alarms by e-mail; releases and sanity checks in a chat channel."""
+
+    email: Annotated[list[Annotated[str, Field(pattern=whole(EMAIL))]], Field(
+        min_length=1, max_length=10, description="Subscribed to each environment's alert topic (the alarms).")]
+    webhook: Annotated[str | None, Field(pattern=whole(GITHUB_SECRET), description=(
+        "Name of the GitHub Actions secret that holds a Slack-compatible incoming webhook URL (never the URL): told "
+        "when a release waits for approval, is deployed, fails, is rolled back, and when a sanity check fails or "
+        "recovers."))] = None
+    sanity_issues: Annotated[bool, Field(description=(
+        "A failing sanity check opens one GitHub issue per environment and region (comments on it while it keeps "
+        "failing) and closes it when the check passes again."))] = False
 
 
 class Spec(Model):

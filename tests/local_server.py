@@ -6,6 +6,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,3 +37,28 @@ class Quiet(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+@dataclass
+class Sink:
+    """An incoming webhook (Slack's, say): every POST's JSON body, and the statuses to answer, in turn (then 200)."""
+
+    received: list[Any] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+def webhook(sink: Sink) -> contextlib.AbstractContextManager[str]:
+    """Serve the sink; its base URL for the length of a with block."""
+
+    class Handler(Quiet):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            sink.headers.append({key.lower(): value for key, value in self.headers.items()})
+            status = sink.statuses.pop(0) if sink.statuses else 200
+            if status == 200:
+                sink.received.append(json.loads(body))
+            self.send_json(status, {"ok": status == 200}, "text/plain")
+
+    return serve(Handler)

@@ -4,12 +4,13 @@ outcome with their issue opened, commented on and closed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Run, cli
+from tests.conftest import SPECS, Run, bootstrap_of, cli
 from tests.github_api import GitHub, github_api
 from tests.local_server import Sink, webhook
 
@@ -198,3 +199,49 @@ def test_sanity_without_a_token_or_with_a_forbidden_one_says_what_the_job_needs(
     assert result.exit_code == 4
     assert "hint: the token may not read the sanity workflow's runs and keep its issues: give the job " \
            "`permissions: actions: read, issues: write`" in result.stderr
+
+
+def test_alarms_reach_slack_through_a_chatbot_channel_that_can_only_read(built: dict[str, Path]) -> None:
+    """alerts.slack: every region's bootstrap subscribes an AWS Chatbot channel to its alert topic. Without a
+    guardrail Chatbot applies AdministratorAccess to the channel, so the guardrail and the role allow reads of
+    CloudWatch only."""
+    boot = bootstrap_of(built["every-option"])
+    channel = boot["AlarmChannel"]
+    assert "Condition" not in channel  # every region: its own topic
+    assert channel["Properties"] | {"IamRoleArn": None} == {
+        "ConfigurationName": {"Fn::Sub": "allin-${Environment}-alerts-${AWS::Region}"}, "IamRoleArn": None,
+        "SlackWorkspaceId": "T0ALLIN01", "SlackChannelId": "C0ALERTS1", "SnsTopicArns": [{"Ref": "AlertTopic"}],
+        "GuardrailPolicies": [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/CloudWatchReadOnlyAccess"}],
+        "LoggingLevel": "ERROR", "UserRoleRequired": False}
+    assert channel["Properties"]["IamRoleArn"] == {"Fn::If": [
+        "IsHomeRegion", {"Fn::GetAtt": ["ChatbotRole", "Arn"]},
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/allin-${Environment}-chatbot"}]}
+    role = boot["ChatbotRole"]
+    assert role["Condition"] == "IsHomeRegion"
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "chatbot.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    [policy] = role["Properties"]["Policies"]
+    granted = {action for s in policy["PolicyDocument"]["Statement"] for action in
+               ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert granted == {"cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:GetMetricWidgetImage"}
+    assert {s["Effect"] for s in policy["PolicyDocument"]["Statement"]} == {"Allow"}
+    for name in ("example", "one-service"):  # no alerts.slack: no channel, no role
+        assert not {"AlarmChannel", "ChatbotRole"} & set(bootstrap_of(built[name]))
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("workspace", "not-a-team"), ("channel", "C0ALERTS1\n"), ("channel", "U0PERSON1")])
+def test_a_slack_id_that_is_not_one_is_refused_where_it_is_written(tmp_path: Path, key: str, value: str) -> None:
+    spec = (SPECS / "every-option.yaml").read_text()
+    ids = {"workspace": "T0ALLIN01", "channel": "C0ALERTS1"} | {key: value}
+    written = f"{{workspace: {json.dumps(ids['workspace'])}, channel: {json.dumps(ids['channel'])}}}"
+    spec = spec.replace("  slack: {workspace: T0ALLIN01, channel: C0ALERTS1}", f"  slack: {written}")
+    (tmp_path / "pipeline.yaml").write_text(spec)
+    result = cli("validate", "pipeline.yaml", cwd=tmp_path)
+    text = next(s for s in spec.splitlines() if s.startswith("  slack:"))
+    line, column = spec.splitlines().index(text) + 1, text.index(json.dumps(value)) + 1
+    assert result.exit_code == 1
+    kind = "workspace (team)" if key == "workspace" else "channel"
+    assert f"pipeline.yaml:{line}:{column}: error[PC104]: `alerts.slack.{key}` ({json.dumps(value)}) must be a " \
+           f"Slack {kind} id such as " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -282,6 +282,7 @@ class Plan(NamedTuple):
     artifacts: tuple[ArtifactPlan, ...]
     alert_emails: tuple[str, ...]
     webhook: str | None  # the GitHub secret holding the alert channel's webhook URL
+    slack: tuple[str, str] | None  # (workspace, channel) where AWS Chatbot posts the alarms
     sanity_issues: bool  # a failing sanity check opens a GitHub issue, closed on recovery
     e2e: dict[str, str | int] | None
     sanity: dict[str, str | int] | None
@@ -381,6 +382,9 @@ class AccountNames(NamedTuple):
     deploy_role: str
     cfn_role: str
     sanity_role: str
+    chatbot_role: str  # AWS Chatbot's, to read the alarms it posts (alerts.slack)
+    chatbot_role_arn: str
+    chatbot_configuration: str  # the channel configuration of an environment in one region
     plan_role: str  # assumed before an approval, to show reviewers what a release will change
     deploy_subject: str
     rollback_subject: str | None  # trusted by the deploy role too when some environment's rollbacks are unapproved

@@ -29,6 +29,7 @@ LIMITS = {
     "cluster": 255,
     "event rule": 64,
     "topic": 256,
+    "chatbot configuration": 128,
 }
 
 # What the managed VPC's subnets are called, by role and zone.
@@ -251,3 +252,8 @@ ROLLBACK_WORKFLOW = "rollback.yml"
 def sanity_issue_title(project: str, env: str, region: str) -> str:
     """Title of the one GitHub issue a failing sanity check keeps open for an environment and region."""
     return f"{project}: sanity checks failing on {env} ({region})"
+
+
+def chatbot_configuration(project: str, env: str, region: str) -> str:
+    """AWS Chatbot's Slack channel configuration of an environment in one region (unique in the account)."""
+    return f"{project}-{env}-alerts-{region}"

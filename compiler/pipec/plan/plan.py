@@ -80,6 +80,7 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         artifacts=artifacts,
         alert_emails=tuple(spec.alerts.email),
         webhook=spec.alerts.webhook,
+        slack=(spec.alerts.slack.workspace, spec.alerts.slack.channel) if spec.alerts.slack else None,
         sanity_issues=spec.alerts.sanity_issues,
         e2e=checks.e2e.model_dump() if checks.e2e else None,
         sanity=checks.sanity.model_dump() if checks.sanity else None,
@@ -105,6 +106,11 @@ def _named(plan: Plan, env: EnvironmentPlan) -> Iterator[limits.Named]:
         yield env.name, "bucket", names.bucket(plan.project, env.name, env.account, region), here
     for role in (env.deploy_role, env.cfn_role, env.sanity_role):
         yield env.name, "role", role, here
+    if plan.slack:
+        yield env.name, "role", names.role(plan.project, env.name, "chatbot"), ("alerts", "slack")
+        for region in env.regions:
+            yield (env.name, "chatbot configuration", names.chatbot_configuration(plan.project, env.name, region),
+                   ("alerts", "slack"))
     yield env.name, "topic", env.alert_topic, here
     for stack in (*env.bootstrap[:1], *env.network[:1]):
         yield env.name, "stack", stack.name, here
@@ -139,6 +145,9 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         deploy_role=names.role(p, ENV, "deploy"),
         cfn_role=names.role(p, ENV, "cfn"),
         sanity_role=names.role(p, ENV, "sanity"),
+        chatbot_role=names.role(p, ENV, "chatbot"),
+        chatbot_role_arn=names.arn("iam", f"role/{names.role(p, ENV, 'chatbot')}", region=""),
+        chatbot_configuration=names.chatbot_configuration(p, ENV, REGION),
         plan_role=names.role(p, ENV, "plan"),
         deploy_subject=names.oidc_environment_subject(spec.repository, ENV),
         rollback_subject=names.oidc_environment_subject(spec.repository, "${RollbackEnvironment}")

@@ -36,6 +36,8 @@ CONTEXT = r"^(\.|(?!.*(^|/)\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)$"
 HANDLER = r"^[A-Za-z0-9_.$/-]+$"
 GITHUB_HANDLE = r"^@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9._-]+)?$"
 RUNNER = r"^[A-Za-z0-9._-]+$"
+SLACK_WORKSPACE = r"^T[A-Z0-9]{2,20}$"
+SLACK_CHANNEL = r"^[CG][A-Z0-9]{2,20}$"
 GITHUB_SECRET = r"^(?![Gg][Ii][Tt][Hh][Uu][Bb]_)[A-Za-z_][A-Za-z0-9_]{0,99}$"  # GitHub's rules for a secret's name
 # A pip requirement: a name and versions, or a URL (name @ URL, or the URL alone); PC222 judges what it installs.
 REQUIREMENT = r"^(?:[A-Za-z0-9][A-Za-z0-9._-]* ?@ ?)?[A-Za-z0-9][A-Za-z0-9._+=<>!~@:/,\[\]#&%-]*$"
@@ -70,6 +72,8 @@ PATTERN_NAMES = {
     HANDLER: "a Lambda handler such as app.handler",
     GITHUB_HANDLE: "a GitHub user or team such as @alice or @OWNER/platform",
     RUNNER: "a runner label such as ubuntu-24.04 or self-hosted",
+    SLACK_WORKSPACE: "a Slack workspace (team) id such as T0123ABCD, as AWS Chatbot's console shows it",
+    SLACK_CHANNEL: "a Slack channel id such as C0123ABCD (the end of the channel's link)",
     GITHUB_SECRET: ("the name of a GitHub Actions secret, such as SLACK_WEBHOOK_URL (letters, digits and _, not "
                     "starting with a digit or GITHUB_)"),
     REQUIREMENT: ("a pip requirement, such as pipec @ https://HOST/pipec-0.1.0-py3-none-any.whl#sha256=HEX or "
@@ -290,6 +294,15 @@ class Checks(Model):
         None)
 
 
+class Slack(Model):
+    """Where AWS Chatbot posts the CloudWatch alarms (the workspace authorized once in its console)."""
+
+    workspace: Annotated[str, Field(pattern=whole(SLACK_WORKSPACE), description=(
+        "The Slack workspace id AWS Chatbot was authorized for (once, in its console, by an administrator)."))]
+    channel: Annotated[str, Field(pattern=whole(SLACK_CHANNEL), description=(
+        "The channel id; invite @aws (Amazon Q) into it. Best the same channel as the webhook's."))]
+
+
 class Alerts(Model):
     """Who hears what goes wrong: CloudWatch alarms by e-mail; releases and sanity checks in a chat channel."""
 
@@ -299,6 +312,10 @@ class Alerts(Model):
         "Name of the GitHub Actions secret that holds a Slack-compatible incoming webhook URL (never the URL): told "
         "when a release waits for approval, is deployed, fails, is rolled back, and when a sanity check fails or "
         "recovers."))] = None
+    slack: Annotated[Slack | None, Field(description=(
+        "The CloudWatch alarms in a Slack channel too, through AWS Chatbot: each environment's bootstrap subscribes "
+        "a channel configuration (notifications only, read-only CloudWatch) to its alert topic in every region."))] = (
+        None)
     sanity_issues: Annotated[bool, Field(description=(
         "A failing sanity check opens one GitHub issue per environment and region (comments on it while it keeps "
         "failing) and closes it when the check passes again."))] = False

@@ -54,6 +54,20 @@ def _output(run: Run, job: str) -> str:
     return "\n".join(lines)
 
 
+def _events(r: Rehearsal) -> list[tuple[str, str, str, str]]:
+    """What the channel was told since the last look: (event, environment, regions, version), in order; every
+    message names the run and the exact rollback command."""
+    told = r.told()
+    for body in told:
+        facts = body["pipec"]
+        assert facts["run"].startswith(f"https://github.com/{r.plan.repository}/actions/runs/"), facts
+        assert facts["rollback"] == (f"gh workflow run rollback.yml --ref main -f environment={facts['environment']} "
+                                     "-f service=all -f version=previous")
+        assert facts["version"] in body["text"] and facts["environment"] in body["text"], body
+    return [(b["pipec"]["event"], b["pipec"]["environment"], ",".join(b["pipec"]["regions"]), b["pipec"]["version"])
+            for b in told]
+
+
 def _everywhere(r: Rehearsal, env: str) -> set[str]:
     return set(_versions(r.status(env)).values())
 
@@ -135,6 +149,15 @@ def _release_on_push(r: Rehearsal) -> None:
             "0.1.0", env.name, list(env.regions), "e2e")
         assert record["run"].startswith("https://") and "/actions/runs/" in record["run"]
         assert record["by"].startswith("nektos/act via https://")  # the actor and run, as every ledger entry
+    # The channel heard each step: staging deployed, production waiting for its reviewers, production deployed.
+    told = r.sink.received[:]
+    assert _events(r) == [("deployed", "staging", "us-east-1", "0.1.0"),
+                          ("waiting", "production", "us-east-1,eu-west-1", "0.1.0"),
+                          ("deployed", "production", "us-east-1,eu-west-1", "0.1.0")]
+    assert told[2]["text"].split("\n")[:2] == [
+        ":white_check_mark: stigg 0.1.0 is deployed to production (us-east-1, eu-west-1) and passed its checks.",
+        "Roll back: `gh workflow run rollback.yml --ref main -f environment=production -f service=all -f "
+        "version=previous` (or https://github.com/stiggio/pricing-api/actions/workflows/rollback.yml)"]
 
 
 def _sanity_on_schedule(r: Rehearsal) -> None:
@@ -149,6 +172,29 @@ def _sanity_on_schedule(r: Rehearsal) -> None:
     # GitHub runs a schedule on the default branch: that is the subject the sanity roles must trust
     assert {c["subject"] for c in _calls(run, "assume")} == {f"repo:{r.plan.repository}:ref:refs/heads/main"}
     assert {env.name: r.history(env.name) for env in r.plan.environments} == before  # it changed nothing
+    assert _events(r) == [] and r.github.issues == []  # all passed, as before: nothing to tell
+    r.record_sanity(101)
+
+
+def _sanity_fails_then_recovers(r: Rehearsal) -> None:
+    """Production's sanity checks fail: the channel hears it once per region and one issue opens for each; the next
+    run passes: the channel hears the recovery and the issues close."""
+    run = r.act("sanity", "schedule", {"schedule": "*/30 * * * *"}, env={"REHEARSAL_FAIL_CHECKS": "production"})
+    assert run.returncode != 0
+    assert {(c["env"], "failed" in c) for c in _calls(run, "pytest")} == {("staging", False), ("production", True)}
+    assert sorted(_events(r)) == [("sanity-failed", "production", "eu-west-1", "0.1.0"),
+                                  ("sanity-failed", "production", "us-east-1", "0.1.0")]
+    assert sorted((i["title"], i["state"]) for i in r.github.issues) == [
+        ("stigg: sanity checks failing on production (eu-west-1)", "open"),
+        ("stigg: sanity checks failing on production (us-east-1)", "open")]
+    r.record_sanity(102, failing="production")
+    again = r.act("sanity", "schedule", {"schedule": "*/30 * * * *"})
+    _succeeded(again, {"sanity"})
+    assert sorted(_events(r)) == [("sanity-recovered", "production", "eu-west-1", "0.1.0"),
+                                  ("sanity-recovered", "production", "us-east-1", "0.1.0")]
+    assert {(i["state"], i.get("state_reason")) for i in r.github.issues} == {("closed", "completed")}
+    assert all(len(r.github.comments[i["number"]]) == 1 for i in r.github.issues)  # "pass again", with the run
+    r.record_sanity(103)
 
 
 def _pull_requests(r: Rehearsal) -> None:
@@ -193,6 +239,9 @@ def _second_release(r: Rehearsal) -> dict[str, str]:
     assert _everywhere(r, "staging") == _everywhere(r, "production") == {"0.1.1"}
     digests = _pushed(run)
     _runs_digests(r, "production", digests)
+    assert _events(r) == [("deployed", "staging", "us-east-1", "0.1.1"),
+                          ("waiting", "production", "us-east-1,eu-west-1", "0.1.1"),
+                          ("deployed", "production", "us-east-1,eu-west-1", "0.1.1")]
     return digests
 
 
@@ -208,6 +257,7 @@ def _rerun(r: Rehearsal, digests: dict[str, str]) -> None:
     _runs_digests(r, "production", digests)
     assert [row for row in r.history("production") if row["version"] != "0.1.1"] == [
         row for row in history if row["version"] != "0.1.1"]
+    r.told()  # a re-run tells the channel again, as it deploys again
 
 
 def _rollbacks(r: Rehearsal, first: dict[str, str]) -> None:
@@ -219,12 +269,17 @@ def _rollbacks(r: Rehearsal, first: dict[str, str]) -> None:
     newest = {(row["region"], row["service"]): row for row in r.history("production")
               if row["action"] == "rollback"}
     assert {row["version"] for row in newest.values()} == {"0.1.0"} and len(newest) == len(r.status("production"))
+    # The ledger and the channel say who rolled back, by hand.
+    assert {row["reason"] for row in newest.values()} == {"by hand: nektos/act"}
+    assert sorted(_events(r)) == [("rolled-back", "production", "eu-west-1", "0.1.0"),
+                                  ("rolled-back", "production", "us-east-1", "0.1.0")]
 
     run = r.act("rollback", "workflow_dispatch",
                 {"inputs": {"environment": "staging", "service": "api", "version": "0.1.0"}})
     _succeeded(run, {"inputs", "rollback-staging"})
     assert {service: version for (_, service), version in _versions(r.status("staging")).items()} == {
         "api": "0.1.0", "worker": "0.1.1", "usage-report": "0.1.1", "webhooks": "0.1.1"}
+    assert _events(r) == [("rolled-back", "staging", "us-east-1", "0.1.1")]  # the newest version running there
 
     bad = r.act("rollback", "workflow_dispatch",
                 {"inputs": {"environment": "production", "service": "all", "version": "1.0; rm -rf /"}})
@@ -232,21 +287,38 @@ def _rollbacks(r: Rehearsal, first: dict[str, str]) -> None:
 
 
 def _failed_e2e_in_staging(r: Rehearsal) -> None:
-    production = r.status("production")
+    """A release fails its end-to-end checks in staging: the channel hears it, staging is rolled back at once to
+    what ran there before (the newest older releases that passed its checks), the ledger says it was automatic,
+    and production never sees the release."""
+    production, staging = r.status("production"), _versions(r.status("staging"))
     (r.app / "services" / "worker" / "main.py").write_text('print("worker: third")\n')
     sha = r.commit("feat: usage-based plans")
     run = r.act("release", "push", {"ref": "refs/heads/main", "after": sha}, env={"REHEARSAL_FAIL_CHECKS": "staging"})
     assert run.returncode != 0
     results = run.results()
     assert results["e2e-staging"] == {"failure"} and results["deploy-staging"] == {"success"}
+    assert results["recover-staging"] == {"success"} and "verify-staging" not in results
     assert "deploy-production" not in results or results["deploy-production"] == {"skipped"}
-    assert _everywhere(r, "staging") == {"0.2.0"}
+    assert [(c["env"], c["expected_version"]) for c in _calls(run, "npm", command=["run", "test:e2e"])] == [
+        ("staging", "0.2.0")]
+    assert _versions(r.status("staging")) == staging  # api 0.1.0 (rolled back by hand before), the rest 0.1.1
+    automatic = [row for row in r.history("staging") if row["reason"].startswith("automatic")]
+    assert {(row["action"], row["reason"]) for row in automatic} == {
+        ("rollback", "automatic: the end-to-end checks of 0.2.0 failed")}
+    assert {(row["service"], row["version"]) for row in automatic} == {(s, v) for (_, s), v in staging.items()}
+    assert _events(r) == [
+        ("failed", "staging", "us-east-1", "0.2.0"),  # the checks
+        ("rolled-back", "staging", "us-east-1", "0.1.1")]  # what now runs (the newest version running)
     assert r.status("production") == production  # production untouched
     # Nor can anyone deploy it there by hand: staging never verified it.
     refused = r.pipec("deploy", "--env", "production", "--version", "0.2.0", account=r.account("production"),
                       check=False)
     assert refused.returncode == 4 and "release 0.2.0 was not verified in staging" in refused.stderr
     assert r.status("production") == production
+    # One version everywhere in staging again (its sanity checks expect the newest one running on every service).
+    r.pipec("rollback", "--env", "staging", "--service", "api", "--to", "0.1.1", "--reason", "one version again",
+            account=r.account("staging"))
+    assert _everywhere(r, "staging") == {"0.1.1"}
 
 
 def _machine() -> tuple[list[str], str]:
@@ -270,6 +342,7 @@ def test_the_pipeline_rehearsed_from_the_first_release_to_rollbacks() -> None:
         first = {artifact: r.parameters("production", "us-east-1")[f"stigg-production-{service}"]["ImageUri"]
                  .rsplit("@", 1)[1] for artifact, service in IMAGES.items()}
         _sanity_on_schedule(r)
+        _sanity_fails_then_recovers(r)
         _pull_requests(r)
         second = _second_release(r)
         _rerun(r, second)

@@ -38,8 +38,8 @@ def _log(tool: str, **fields: Any) -> None:
         log.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def _fail(tool: str, message: str) -> NoReturn:
-    _log(tool, failed=message)
+def _fail(tool: str, message: str, **fields: Any) -> NoReturn:
+    _log(tool, **fields, failed=message)
     print(f"{tool}: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -262,7 +262,7 @@ def check(tool: str, args: list[str]) -> None:
         return
     urls = json.loads(os.environ["REHEARSAL_URLS"])
     if urls.get(f"{env}/{region}") != base_url:
-        _fail(tool, f"BASE_URL {base_url!r} is not the URL of {env} in {region}")
+        _fail(tool, f"BASE_URL {base_url!r} is not the URL of {env} in {region}", **record)
     account = json.loads(os.environ["REHEARSAL_ACCOUNTS"])[env]
     cloudformation = _admin(account).client("cloudformation", region_name=region,
                                             endpoint_url=os.environ["REHEARSAL_MOTO"])
@@ -273,9 +273,9 @@ def check(tool: str, args: list[str]) -> None:
                not in ("bootstrap", "network")}
     record["running"] = running
     if not running or set(running.values()) != {expected}:
-        _fail(tool, f"{env} {region} runs {running}, not EXPECTED_VERSION {expected!r}")
+        _fail(tool, f"{env} {region} runs {running}, not EXPECTED_VERSION {expected!r}", **record)
     if os.environ.get("REHEARSAL_FAIL_CHECKS") == env:
-        _fail(tool, f"the checks fail on {env} (REHEARSAL_FAIL_CHECKS)")
+        _fail(tool, f"the checks fail on {env} (REHEARSAL_FAIL_CHECKS)", **record)
     _log(tool, **record)
 
 

@@ -366,6 +366,7 @@ def _unprotected(r: Rehearsal) -> None:
     assert "PC705" in run.log  # (the message's own words: the log may colour the code)
     assert ("GitHub environment production of stiggio/pricing-api does not exist: GitHub would create it at the "
             "first deploy, unprotected") in run.log
+    assert _events(r) == []  # nothing was deployed, nothing failed in an environment
     r.protect()
     r.github.environments["production"]["protection_rules"] = []  # no required reviewers
     run = r.act("rollback", "workflow_dispatch",
@@ -373,6 +374,8 @@ def _unprotected(r: Rehearsal) -> None:
     assert run.returncode != 0 and run.results()["rollback-production"] == {"failure"}
     assert "production of stiggio/pricing-api has no required reviewers" in run.log
     assert not _calls(run, "assume")
+    assert {b["pipec"]["what"] for b in r.sink.received} == {"the rollback started by nektos/act failed"}
+    assert sorted(_events(r)) == [("failed", "production", "eu-west-1", ""), ("failed", "production", "us-east-1", "")]
     r.protect()
     assert (r.status("staging"), r.status("production")) == (staging, production)
 
@@ -394,6 +397,10 @@ def _broken_workflows(r: Rehearsal) -> None:
     results = run.results()
     assert run.returncode != 0 and results["bundle"] == {"success"} and results["deploy-staging"] == {"failure"}
     assert "e2e-staging" not in results and r.status("staging") == staging
+    told = r.sink.received[:]
+    assert _events(r) == [("failed", "staging", "us-east-1", "")]
+    assert told[0]["text"].startswith(":x: stigg an unknown version failed in staging (us-east-1): the deploy failed "
+                                      "(the run names the stack and the reason).\nRoll back: `gh workflow run")
     # release, an output renamed: the bundle job reads digests no build job sets
     run = r.act("release", "push", {"ref": "refs/heads/main"},
                 text=_edited(r, "release", "      digest: ${{ steps.publish.outputs.digest }}",

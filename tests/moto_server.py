@@ -37,6 +37,18 @@ repr), so comparing a stack's parameters with a release's compares like with lik
 8. An update that changes a resource the stack never made (its condition false) makes it if its condition now
 holds and otherwise does nothing, as CloudFormation does (moto 5.2 updates it as if it existed and fails with an
 internal error: a bootstrap whose template changes a build registry's repository, in another registry).
+
+9. A stack's `AWS::Lambda::Version` publishes a version again when the stack's update changes it (moto 5.2 keeps
+the first) and answers `!GetAtt ….Version`; its `AWS::Lambda::Alias` is made and moved to that version (moto 5.2
+has no model for it), so the `live` alias runs what the stack deployed, as CodeDeploy leaves it after a shift.
+
+10. An update modifies every resource that refers (`Ref`, `!GetAtt`) to a resource the update modifies, after
+it, as CloudFormation does when a physical id or attribute changes (moto 5.2 modifies only the resources whose
+own text or parameters changed, in no order: a new task definition revision the ECS service never used, a new
+function version the alias never pointed at). And an updated `AWS::ECS::Service` runs the newest revision of its
+task definition's family, the one the same update registered; an updated task definition keeps the API's
+camelCase container definitions (moto 5.2 stores the template's PascalCase, so DescribeTaskDefinition names no
+image).
 """
 
 from __future__ import annotations
@@ -47,9 +59,11 @@ import sys
 from typing import Any
 from urllib import parse
 
+from moto.awslambda import models as awslambda
 from moto.cloudformation import models, parsing
 from moto.core.common_models import CloudFormationModel
 from moto.ecr import models as ecr
+from moto.ecs import models as ecs
 from moto.iam import access_control
 from moto.iam import models as iam
 from moto.s3 import models as s3
@@ -274,6 +288,132 @@ def _update_or_make(logical_id: str, resource_json: Any, resources_map: Any, acc
 
 
 parsing.parse_and_update_resource = _update_or_make
+
+
+def _version_attribute(self: Any, attribute_name: str) -> str:
+    if attribute_name == "Version":
+        return str(self.version)
+    raise KeyError(attribute_name)
+
+
+def _publish_again(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+                   account_id: str, region_name: str) -> Any:
+    return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+
+awslambda.LambdaVersion.has_cfn_attr = classmethod(lambda cls, attr: attr == "Version")  # type: ignore[assignment]
+awslambda.LambdaVersion.get_cfn_attribute = _version_attribute  # type: ignore[attr-defined]
+awslambda.LambdaVersion.update_from_cloudformation_json = classmethod(_publish_again)  # type: ignore[assignment]
+
+
+class _Alias(_StackMade, CloudFormationModel):
+    __module__ = "moto.awslambda.models"
+    TYPE = "AWS::Lambda::Alias"
+    function = ""
+    name = ""
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str, **kwargs: Any) -> _Alias:
+        properties = cloudformation_json["Properties"]
+        backend = awslambda.lambda_backends[account_id][region_name]
+        function, version = str(properties["FunctionName"]), str(properties["FunctionVersion"])
+        name = properties["Name"]
+        try:
+            backend.get_alias(name, function)
+            backend.update_alias(name, function, version, properties.get("Description", ""), None)  # type: ignore
+        except Exception:  # moto's "no such alias" has no one exception type
+            backend.create_alias(name, function, version, properties.get("Description", ""), None)  # type: ignore
+        made = cls(f"arn:aws:lambda:{region_name}:{account_id}:function:{function}:{name}")
+        made.function, made.name = function, name
+        return made
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        """Deleted with its stack (by the names it was made with: the template's are unresolved by then)."""
+        backend = awslambda.lambda_backends[account_id][region_name]
+        try:
+            backend.delete_alias(self.name, self.function)
+        except Exception:  # the function went first: so did its aliases
+            return
+
+
+def _refers_to(value: Any) -> set[str]:
+    """The logical ids a resource's text refers to, by Ref or Fn::GetAtt."""
+    if isinstance(value, list):
+        return set().union(*(_refers_to(v) for v in value))
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, item in value.items():
+        if key == "Ref" and isinstance(item, str):
+            found.add(item)
+        elif key == "Fn::GetAtt":
+            found.add(item[0] if isinstance(item, list) else str(item).split(".", 1)[0])
+        else:
+            found |= _refers_to(item)
+    return found
+
+
+_resource_diff = parsing.ResourceMap.build_resource_diff
+
+
+def _diff_with_dependents(self: Any, other_template: dict[str, Any],
+                          parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    actions = _resource_diff(self, other_template, parameters)
+    new = other_template["Resources"]
+    refers = {name: _refers_to(body) for name, body in new.items()}
+    modified = set(actions["Modify"])
+    grown = True
+    while grown:
+        grown = False
+        for name in new:
+            if name in self._resource_json_map and name not in modified and refers[name] & modified:
+                modified.add(name)
+                grown = True
+    ordered: list[str] = []  # what a resource refers to first
+    while len(ordered) < len(modified):
+        ready = [n for n in sorted(modified - set(ordered)) if not (refers[n] & modified) - set(ordered) - {n}]
+        ordered += ready or sorted(modified - set(ordered))
+    actions["Modify"] = ordered
+    return actions
+
+
+parsing.ResourceMap.build_resource_diff = _diff_with_dependents  # type: ignore[method-assign]
+
+def _update_service_to_newest(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+                              account_id: str, region_name: str) -> Any:
+    """The service itself updated (never replaced under its logical id, as moto 5.2 does when its cluster's Ref
+    reads as an ARN), onto the newest active revision of its task definition's family."""
+    properties = cloudformation_json["Properties"]
+    backend = ecs.ecs_backends[account_id][region_name]
+    definition = properties["TaskDefinition"]
+    family = (definition.family if isinstance(definition, ecs.TaskDefinition)
+              else str(definition).rsplit("/", 1)[-1].rsplit(":", 1)[0])
+    active = [d for d in backend.task_definitions.get(family, {}).values() if d.status == "ACTIVE"]
+    newest = max(active, key=lambda d: d.revision).arn if active else str(definition)
+    return backend.update_service({"cluster": original_resource.cluster_name, "service": original_resource.name,
+                                   "task_definition": newest, "desired_count": properties.get("DesiredCount")})
+
+
+ecs.Service.update_from_cloudformation_json = classmethod(_update_service_to_newest)  # type: ignore
+
+_update_definition = ecs.TaskDefinition.update_from_cloudformation_json
+
+
+def _update_definition_as_the_api(cls: Any, original_resource: Any, new_resource_name: str,
+                                  cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+
+    properties = dict(cloudformation_json["Properties"])
+    for key in ("ContainerDefinitions", "Volumes"):
+        if key in properties:
+            properties[key] = remap_nested_keys(properties[key], pascal_to_camelcase)
+    return _update_definition.__func__(cls, original_resource, new_resource_name,  # type: ignore[attr-defined]
+                                       {**cloudformation_json, "Properties": properties}, account_id, region_name)
+
+
+ecs.TaskDefinition.update_from_cloudformation_json = classmethod(  # type: ignore[assignment]
+    _update_definition_as_the_api)
 
 parsing.NULL_MODELS.extend(t for t in os.environ.get("PIPEC_MOTO_SKIP", "").split(",") if t)
 

@@ -6,7 +6,10 @@ cannot carry, which are removed from the published bundle by an explicit allow-l
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +214,41 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
             "1.1.0", "rollback", "automatic: end-to-end checks failed on 1.2.0")
         blank = run(PRODUCTION, "rollback", "--env", "production", *api_east, "--to", "previous", "--reason", " ")
         assert blank.exit_code == 1 and "error[PC411]: --reason needs a reason" in blank.stderr
+
+        # What runs, read from the resources themselves: each task definition's image digest and each live
+        # function's code sha256 are the artifacts the ledger recorded for the release running there.
+        for account, env in ((PRODUCTION, "production"), (STAGING, "staging")):
+            listed = run(account, "status", "--env", env, "--format", "json")
+            assert listed.exit_code == 0 and "SKEW" not in listed.stderr, listed.stderr
+            for row in json.loads(listed.stdout):
+                parameter = f"/pipec/stigg/{env}/{row['service']}"
+                recorded = json.loads(world.client("ssm", account, row["region"]).get_parameter(
+                    Name=parameter)["Parameter"]["Value"])
+                assert row["artifact"] == recorded["digest"] and row["artifact"].startswith("sha256:"), row
+        table = _ok(run(STAGING, "status", "--env", "staging"))
+        assert table.splitlines()[0].split()[5] == "ARTIFACT" and len(table.splitlines()[1].split()[5]) == 19
+        # Code changed behind pipec's back (a console upload, published and pointed at by the live alias): status
+        # says so, naming both identities.
+        functions = world.client("lambda", STAGING, "us-east-1")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("handler.py", "print('hotfix from a laptop')\n")
+        changed = functions.update_function_code(FunctionName="stigg-staging-webhooks", ZipFile=buffer.getvalue())
+        published = functions.publish_version(FunctionName="stigg-staging-webhooks")
+        functions.update_alias(FunctionName="stigg-staging-webhooks", Name="live",
+                               FunctionVersion=published["Version"])
+        running = "sha256:" + base64.b64decode(changed["CodeSha256"]).hex()
+        skewed = run(STAGING, "status", "--env", "staging", "--format", "json")
+        assert skewed.exit_code == 0
+        webhooks = next(r for r in json.loads(skewed.stdout) if r["service"] == "webhooks")
+        recorded = json.loads(world.client("ssm", STAGING, "us-east-1").get_parameter(
+            Name="/pipec/stigg/staging/webhooks")["Parameter"]["Value"])
+        assert webhooks["artifact"] == running != recorded["digest"]
+        assert (f"pipec: staging us-east-1 webhooks: SKEW: it runs {running}, but release {webhooks['version']} "
+                f"recorded {recorded['digest']} for webhooks-zip: changed outside pipec") in skewed.stderr
+        assert skewed.stderr.count("SKEW") == 1  # the other services run what was recorded
+        # The checks' role reads versions only: --format version never asks for the resources.
+        assert run(STAGING, "status", "--env", "staging", "--format", "version").stderr == ""
 
         # Credentials of the wrong account are refused before anything changes.
         wrong = run(STAGING, "deploy", "--env", "production", "--version", "1.1.0")

@@ -143,7 +143,8 @@ def test_status_reads_the_version_from_the_stack_and_says_when_the_ledger_disagr
     cloudformation.update_stack(StackName=api.stack_for("staging", "us-east-1").name, TemplateBody=_STACK,
                                 Parameters=[{"ParameterKey": "Version", "ParameterValue": "1.1.0"}])
     notes: list[str] = []
-    rows = {r.service: r for r in report.status(aws, plan, "staging", None, notes)}
+    # (the stacks hold no resources: what they run is tested against deployed stacks in test_aws)
+    rows = {r.service: r for r in report.status(aws, plan, "staging", None, notes, artifacts=False)}
     assert (rows["api"].version, rows["api"].ledger, rows["api"].at) == ("1.1.0", "1.0.0", "")
     assert (rows["worker"].version, rows["worker"].ledger, rows["worker"].commit) == ("1.0.0", "", "a" * 12)
     assert (rows["webhooks"].version, rows["webhooks"].stack) == ("-", "NOT DEPLOYED")

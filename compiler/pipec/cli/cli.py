@@ -483,8 +483,8 @@ def status(env: Annotated[str | None, typer.Option("--env", "-e", help="One envi
 
     def action() -> None:
         notes: list[str] = []
-        rows = report.status(Aws(), build.validated_plan(spec), env, region, notes,
-                             strays=fmt != StatusFormat.version)
+        full = fmt != StatusFormat.version  # the checks' role reads versions only
+        rows = report.status(Aws(), build.validated_plan(spec), env, region, notes, strays=full, artifacts=full)
         for note in notes:
             sys.stderr.write(f"pipec: {note}\n")
         if fmt == StatusFormat.version:
@@ -492,8 +492,8 @@ def status(env: Annotated[str | None, typer.Option("--env", "-e", help="One envi
         elif fmt == StatusFormat.json:
             typer.echo(report.as_json(rows), nl=False)
         else:
-            typer.echo(report.table(rows, ["env", "region", "service", "version", "commit", "at", "by", "stack"]),
-                       nl=False)
+            typer.echo(report.table(rows, ["env", "region", "service", "version", "commit", "artifact", "at", "by",
+                                           "stack"]), nl=False)
     _execute(action)
 
 

@@ -520,17 +520,18 @@ def test_previous_without_an_earlier_version_here_is_refused(world: World, monke
     assert caught.value.exit_code == 4
 
 
-@pytest.mark.parametrize(("case", "history", "checked", "expected"), [
-    ("the newest older release that passed", ["1.0.0", "1.1.0", "1.2.0"], ["1.0.0", "1.1.0"], "1.1.0"),
-    ("one that never passed here is skipped", ["1.0.0", "1.1.0", "1.2.0"], ["1.0.0", "1.2.0"], "1.0.0"),
-    ("the running one is never the target", ["1.0.0", "1.1.0"], ["1.0.0", "1.1.0"], "1.0.0"),
-    ("after a rollback, further back", ["1.0.0", "1.1.0", "1.2.0", "1.1.0"], ["1.0.0", "1.1.0", "1.2.0"], "1.0.0"),
-    ("none passed", ["1.0.0", "1.1.0"], ["1.1.0"], None),
-    ("passed elsewhere is not passed here", ["1.0.0", "1.1.0"], [], None),
+@pytest.mark.parametrize(("case", "history", "checked", "elsewhere", "expected"), [
+    ("the newest older release that passed", ["1.0.0", "1.1.0", "1.2.0"], ["1.0.0", "1.1.0"], [], "1.1.0"),
+    ("one that never passed here is skipped", ["1.0.0", "1.1.0", "1.2.0"], ["1.0.0", "1.2.0"], [], "1.0.0"),
+    ("the running one is never the target", ["1.0.0", "1.1.0"], ["1.0.0", "1.1.0"], [], "1.0.0"),
+    ("after a rollback, further back", ["1.0.0", "1.1.0", "1.2.0", "1.1.0"], ["1.0.0", "1.1.0", "1.2.0"], [],
+     "1.0.0"),
+    ("none passed", ["1.0.0", "1.1.0"], ["1.1.0"], [], None),
+    ("passed elsewhere is not passed here", ["1.0.0", "1.1.0"], [], ["1.0.0"], None),
 ])
 def test_verified_is_the_newest_older_release_that_passed_here(world: World, monkeypatch: pytest.MonkeyPatch,
                                                                case: str, history: list[str], checked: list[str],
-                                                               expected: str | None) -> None:
+                                                               elsewhere: list[str], expected: str | None) -> None:
     aws = aws_in(world, "111111111111", monkeypatch)
     plan = COMPILED.plan
     service = plan.service("worker")._replace(name=f"v{abs(hash(case)) % 10**8}")
@@ -544,12 +545,10 @@ def test_verified_is_the_newest_older_release_that_passed_here(world: World, mon
     for version in ("1.0.0", "1.1.0", "1.2.0"):
         s3.delete_object(Bucket=bucket, Key=f"releases/{version}/verified/staging.json")
         s3.delete_object(Bucket=bucket, Key=f"releases/{version}/verified/production.json")
-    for version in checked:
-        body = verified.Verification(version, "staging", ("us-east-1",), "e2e", "", "t", "me").to_json()
-        s3.put_object(Bucket=bucket, Key=f"releases/{version}/verified/staging.json", Body=body.encode())
-    if case == "passed elsewhere is not passed here":
-        body = verified.Verification("1.0.0", "production", ("us-east-1",), "e2e", "", "t", "me").to_json()
-        s3.put_object(Bucket=bucket, Key="releases/1.0.0/verified/production.json", Body=body.encode())
+    for env, versions in (("staging", checked), ("production", elsewhere)):
+        for version in versions:
+            body = verified.Verification(version, env, ("us-east-1",), "e2e", "", "t", "me").to_json()
+            s3.put_object(Bucket=bucket, Key=f"releases/{version}/verified/{env}.json", Body=body.encode())
     request = deploy.Request("staging", deploy.VERIFIED, action="rollback")
     if expected is not None:
         assert deploy._target_version(aws, plan, service, target, request) == expected

@@ -54,8 +54,9 @@ def status(aws: Aws, plan: Plan, env: str | None, region: str | None, notes: lis
         for name in regions:
             target = Target(environment.name, name, environment.account)
             for service in plan.services:
-                row = _row(aws, service, target, notes)
-                rows.append(_identified(aws, service, target, row, notes) if artifacts else row)
+                entry = ledger.current(aws, service, target)
+                row = _row(aws, service, target, entry, notes)
+                rows.append(_identified(aws, service, target, row, entry, notes) if artifacts else row)
         if strays:
             _strays(aws, plan, environment.name, regions, notes)
     if env is not None and not rows:
@@ -77,10 +78,10 @@ def _strays(aws: Aws, plan: Plan, env: str, regions: list[str], notes: list[str]
                      f"{env} --apply` deletes it")
 
 
-def _row(aws: Aws, service: ServicePlan, target: Target, notes: list[str]) -> Row:
-    """What runs, read from the stack itself (its Version parameter), beside what the ledger records: a deploy
-    killed between the stack's update and the ledger's write leaves them apart, and the stack is the truth."""
-    entry = ledger.current(aws, service, target)
+def _row(aws: Aws, service: ServicePlan, target: Target, entry: ledger.Entry | None, notes: list[str]) -> Row:
+    """What runs, read from the stack itself (its Version parameter), beside what the ledger records (its current
+    entry): a deploy killed between the stack's update and the ledger's write leaves them apart, and the stack is
+    the truth."""
     stack = describe(aws, service.stack_for(target.env, target.region).name, target.region)
     recorded = entry.version if entry else "-"
     running = (parameter(stack, "Version") or "-") if stack else "-"
@@ -97,7 +98,8 @@ def _row(aws: Aws, service: ServicePlan, target: Target, notes: list[str]) -> Ro
                recorded)
 
 
-def _identified(aws: Aws, service: ServicePlan, target: Target, row: Row, notes: list[str]) -> Row:
+def _identified(aws: Aws, service: ServicePlan, target: Target, row: Row, entry: ledger.Entry | None,
+                notes: list[str]) -> Row:
     """The row with the artifact the service's resources run, and a note on any skew with the ledger's record of
     the release (code changed behind pipec's back, or a deploy that stopped)."""
     if row.stack == "NOT DEPLOYED":
@@ -108,7 +110,6 @@ def _identified(aws: Aws, service: ServicePlan, target: Target, row: Row, notes:
     except PipecError as exc:  # credentials that may not read the service's resources (the sanity role)
         notes.append(f"{where}: could not read what it runs ({exc.diagnostics[0].message})")
         return row
-    entry = ledger.current(aws, service, target)
     recorded = entry.digest if entry and entry.version == row.version else ""
     if running and recorded and running != recorded:
         notes.append(f"{where}: SKEW: it runs {running}, but release {row.version} recorded {recorded} for "

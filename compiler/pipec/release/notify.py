@@ -27,11 +27,9 @@ from pipec.plan.model import EnvironmentPlan, Plan
 from pipec.release import github
 
 WEBHOOK_VARIABLE = "PIPEC_WEBHOOK_URL"
-EVENTS = ("waiting", "deployed", "failed", "rolled-back", "sanity")
-OUTCOMES = ("success", "failure", "cancelled")
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10
-_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")  # plain http only to these: the tests' stand-ins
 _EMOJI = {"waiting": ":hourglass:", "deployed": ":white_check_mark:", "failed": ":x:", "rolled-back": ":rewind:",
           "sanity-failed": ":rotating_light:", "sanity-recovered": ":large_green_circle:"}
 
@@ -108,8 +106,7 @@ def send(plan: Plan, event: Event, out: Out) -> None:
                    f"{event.kind} {event.env}",
                    hint=f"Settings -> Secrets and variables -> Actions: add {plan.webhook} with the webhook's URL")
     parts = urllib.parse.urlsplit(url)
-    if not (parts.scheme == "https" or (parts.scheme == "http" and parts.netloc.split(":")[0] in _LOOPBACK)) or \
-            not parts.netloc:
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)):
         raise fail("PC706", f"{secret} is not an https URL; nothing sent",
                    hint=f"set {plan.webhook} to the https URL the chat service gave the incoming webhook")
     body = json.dumps(message(plan, event, github.this_run()), sort_keys=True).encode("utf-8")

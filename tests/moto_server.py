@@ -41,6 +41,8 @@ internal error: a bootstrap whose template changes a build registry's repository
 9. A stack's `AWS::Lambda::Version` publishes a version again when the stack's update changes it (moto 5.2 keeps
 the first) and answers `!GetAtt ….Version`; its `AWS::Lambda::Alias` is made and moved to that version (moto 5.2
 has no model for it), so the `live` alias runs what the stack deployed, as CodeDeploy leaves it after a shift.
+And a version is published with the resource's Description (moto 5.2 drops it): what tells a release's function
+versions apart (`pipec logs`).
 
 10. An update modifies every resource that refers (`Ref`, `!GetAtt`) to a resource the update modifies, after
 it, as CloudFormation does when a physical id or attribute changes (moto 5.2 modifies only the resources whose
@@ -49,12 +51,22 @@ function version the alias never pointed at). And an updated `AWS::ECS::Service`
 task definition's family, the one the same update registered; an updated task definition keeps the API's
 camelCase container definitions (moto 5.2 stores the template's PascalCase, so DescribeTaskDefinition names no
 image).
+
+11. `!GetAtt LoadBalancer.LoadBalancerFullName` and `!GetAtt TargetGroup.TargetGroupFullName` answer the names
+CloudWatch's load balancer metrics are dimensioned by, `app/<name>/<id>` and `targetgroup/<name>/<id>` (the ARN's
+resource after `loadbalancer/` and `:`; moto 5.2 answers nothing, and a stack output of them goes missing).
+
+12. A stack a change set created or updated has the outputs of the template it now runs (moto 5.2 keeps the
+outputs of the empty template the change set's stack started with: none). And a resource that names a changed
+parameter as `${Name}` inside `Fn::Sub` is modified by the update, like one that `Ref`s it (moto 5.2 sees only
+`Ref`: a dashboard whose body substitutes the releases would keep the old ones).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 from urllib import parse
@@ -64,6 +76,7 @@ from moto.cloudformation import models, parsing
 from moto.core.common_models import CloudFormationModel
 from moto.ecr import models as ecr
 from moto.ecs import models as ecs
+from moto.elbv2 import models as elbv2
 from moto.iam import access_control
 from moto.iam import models as iam
 from moto.s3 import models as s3
@@ -78,6 +91,33 @@ def _execute_and_keep_parameters(self: Any, change_set_name: str, stack_name: st
     _execute(self, change_set_name, stack_name)
     if change_set is not None and change_set.change_set_type == "UPDATE":
         self.stacks[change_set.stack_id].parameters = change_set.parameters
+    if change_set is not None:  # the outputs of the template the stack now runs (fix 12)
+        stack = self.stacks[change_set.stack_id]
+        stack.output_map = _Outputs(stack.resource_map, stack.resource_map._template, stack.stack_id)
+
+
+_references = parsing.get_references_from_template
+
+
+def _references_and_substitutions(template: Any) -> list[str]:
+    found = list(_references(template))
+    text = json.dumps(template)
+    for sub in re.findall(r'"Fn::Sub": ("(?:[^"\\]|\\.)*")', text):
+        found += [name for name in re.findall(r"\$\{([^}!.]+)\}", json.loads(sub))]
+    return found
+
+
+parsing.get_references_from_template = _references_and_substitutions
+
+
+class _Outputs(parsing.OutputMap):
+    """Outputs whose value moto cannot work out (an attribute it lacks) are left out, not an internal error."""
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return super().__getitem__(key)
+        except Exception:  # moto raises what its models raise
+            return None
 
 
 models.CloudFormationBackend.execute_change_set = _execute_and_keep_parameters  # type: ignore[method-assign]
@@ -301,9 +341,34 @@ def _publish_again(cls: Any, original_resource: Any, new_resource_name: str, clo
     return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
 
+def _publish(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str,
+             **kwargs: Any) -> Any:
+    properties = cloudformation_json["Properties"]
+    backend = awslambda.lambda_backends[account_id][region_name]
+    published = backend.publish_version(properties["FunctionName"], properties.get("Description", ""))
+    return cls({"Version": published.version})
+
+
 awslambda.LambdaVersion.has_cfn_attr = classmethod(lambda cls, attr: attr == "Version")  # type: ignore[assignment]
 awslambda.LambdaVersion.get_cfn_attribute = _version_attribute  # type: ignore[attr-defined]
 awslambda.LambdaVersion.update_from_cloudformation_json = classmethod(_publish_again)  # type: ignore[assignment]
+awslambda.LambdaVersion.create_from_cloudformation_json = classmethod(_publish)  # type: ignore[assignment]
+
+
+_load_balancer_attribute = elbv2.FakeLoadBalancer.get_cfn_attribute
+
+
+def _full_name(self: Any, attribute_name: str) -> Any:
+    if attribute_name == "LoadBalancerFullName":
+        return self.arn.split(":loadbalancer/", 1)[1]
+    if attribute_name == "TargetGroupFullName":
+        return self.arn.rsplit(":", 1)[1]
+    return _load_balancer_attribute(self, attribute_name)
+
+
+elbv2.FakeLoadBalancer.get_cfn_attribute = _full_name  # type: ignore[method-assign]
+elbv2.FakeTargetGroup.has_cfn_attr = classmethod(lambda cls, attr: attr == "TargetGroupFullName")  # type: ignore
+elbv2.FakeTargetGroup.get_cfn_attribute = _full_name  # type: ignore[attr-defined]
 
 
 class _Alias(_StackMade, CloudFormationModel):

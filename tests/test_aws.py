@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,66 @@ def _release(world: World, run: Any, plan: Any, version: str) -> list[str]:
     out = _ok(run(STAGING, "bundle", "--version", version, "--commit", COMMITS[version], *args))
     assert f"published release {version}" in out
     return strip_unsupported(world, plan, version)
+
+
+def _dashboard(world: World, account: str, region: str) -> dict[str, tuple[str, str]]:
+    """What an environment's dashboard in a region shows: service -> (release, commit); and its load balancer
+    graphs name the real load balancer and target group of each web service."""
+    env = {STAGING: "staging", PRODUCTION: "production"}[account]
+    body = json.loads(world.client("cloudwatch", account, region).get_dashboard(
+        DashboardName=f"stigg-{env}-{region}")["DashboardBody"])
+    shown = {}
+    for widget in body["widgets"]:
+        text = widget["properties"].get("markdown", "")
+        found = re.fullmatch(r"### (\S+)\n.*release \*\*(\S+)\*\*, commit `(\S+)`.*", text, re.DOTALL)
+        if widget["type"] == "text" and found:
+            shown[found.group(1)] = (found.group(2), found.group(3))
+    elb = world.client("elbv2", account, region)
+    balancers = {b["LoadBalancerArn"].split(":loadbalancer/", 1)[1] for b in elb.describe_load_balancers()
+                 ["LoadBalancers"]}
+    groups = {g["TargetGroupArn"].rsplit(":", 1)[1] for g in elb.describe_target_groups()["TargetGroups"]}
+    named = [dict(zip(m[2:-1:2], m[3:-1:2], strict=True)) for w in body["widgets"] if w["type"] == "metric"
+             for m in w["properties"]["metrics"] if m[0] == "AWS/ApplicationELB"]
+    assert named and {d["LoadBalancer"] for d in named} <= balancers
+    assert {d["TargetGroup"] for d in named if "TargetGroup" in d} <= groups
+    return shown
+
+
+def _release_logs(world: World, run: Any) -> None:
+    """`pipec logs` finds one release's log streams: an ECS task's by its release prefix, a function's by the
+    function versions published for the release (staging runs 1.1.0 and ran 1.0.0)."""
+    logs = world.client("logs", STAGING, "us-east-1")
+    versions = world.client("lambda", STAGING, "us-east-1").list_versions_by_function(
+        FunctionName="stigg-staging-webhooks")["Versions"]
+    number = {v["Description"]: v["Version"] for v in versions if v["Version"] != "$LATEST"}
+    streams = {"/pipec/stigg/staging/api": {"1.1.0/api/a1": "1.1.0", "1.0.0/api/a0": "1.0.0",
+                                            "1.1.00/api/a2": "other"},
+               "/aws/lambda/stigg-staging-webhooks": {f"2026/12/02/[{number['release 1.1.0']}]w1": "1.1.0",
+                                                      f"2026/12/02/[{number['release 1.0.0']}]w0": "1.0.0"}}
+    for group, named in streams.items():
+        for stream, release in named.items():
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+                {"timestamp": int(time.time() * 1000), "message": f"served by {release}"}])
+    for service, group in (("api", "/pipec/stigg/staging/api"), ("webhooks", "/aws/lambda/stigg-staging-webhooks")):
+        for version in ("1.0.0", None):  # a release named, and the one running (1.1.0)
+            asked = ("--version", version) if version else ()
+            printed = _ok(run(STAGING, "logs", "--env", "staging", "--service", service, *asked, "--print"))
+            header, query = printed.splitlines()
+            assert header == f"# us-east-1 {group}, release {version or '1.1.0'}"
+            pattern = re.fullmatch(r"fields @timestamp, @logStream, @message \| filter @logStream like /(.+)/ \| "
+                                   r"sort @timestamp desc \| limit 200", query)
+            assert pattern is not None, query
+            matched = {s for s in streams[group] if re.search(pattern.group(1), s)}
+            assert matched == {s for s, r in streams[group].items() if r == (version or "1.1.0")}, (query, matched)
+        # Run: the query reaches the real log group (moto answers every event of it: it does not filter).
+        lines = _ok(run(STAGING, "logs", "--env", "staging", "--service", service, "--since", "5")).splitlines()
+        assert lines[0] == f"# us-east-1 {group}, release 1.1.0"
+        assert any(line.endswith("served by 1.1.0") for line in lines[1:]), lines
+    never = run(STAGING, "logs", "--env", "staging", "--service", "webhooks", "--version", "9.9.9", "--print")
+    assert never.exit_code == 4
+    assert never.stderr.startswith("pipec: error[PC624]: no version of function stigg-staging-webhooks in "
+                                   "us-east-1 was published for release 9.9.9"), never.stderr
 
 
 @pytest.mark.slow
@@ -128,6 +190,7 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         # Deploying what is deployed does nothing, and says so.
         again = _ok(run(STAGING, "deploy", "--env", "staging", "--version", "1.1.0", "--service", "api"))
         assert "[staging us-east-1 api] 1.1.0 is already deployed; nothing to do" in again
+        _release_logs(world, run)
         # A deploy never goes back (an old release's run approved or re-run late): that is a rollback, by name.
         back = run(STAGING, "deploy", "--env", "staging", "--version", "1.0.0")
         assert back.exit_code == 4
@@ -149,6 +212,11 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
         assert {row["version"] for row in production.values()} == {"1.0.0"}
         assert len(production) == 8
         assert {row["version"] for row in _status(run, STAGING, "staging").values()} == {"1.1.0"}
+        # Each region's dashboard says what runs there: every service's release and commit, as its stack runs them.
+        names = [s.name for s in plan.services]
+        for region in ("us-east-1", "eu-west-1"):
+            assert _dashboard(world, PRODUCTION, region) == {n: ("1.0.0", COMMITS["1.0.0"]) for n in names}
+        assert _dashboard(world, STAGING, "us-east-1") == {n: ("1.1.0", COMMITS["1.1.0"]) for n in names}
 
         # (moto keeps a stack's first tags on updates; the tags pipec sends are checked in test_aws_failures.)
         cloudformation = world.client("cloudformation", PRODUCTION, "eu-west-1")
@@ -176,6 +244,9 @@ def test_bootstrap_release_deploy_status_rollback_history(workdir: Path) -> None
                       "us-east-1", "--to", "1.1.0"))
         assert "[production us-east-1 api] recorded 1.1.0" in out
         assert _status(run, PRODUCTION, "production")[("us-east-1", "api")]["version"] == "1.1.0"
+        assert _dashboard(world, PRODUCTION, "us-east-1") == {n: ("1.1.0" if n == "api" else "1.0.0", COMMITS[
+            "1.1.0" if n == "api" else "1.0.0"]) for n in names}
+        assert _dashboard(world, PRODUCTION, "eu-west-1")["api"] == ("1.0.0", COMMITS["1.0.0"])
         assert _ok(run(PRODUCTION, "status", "--env", "production", "--region", "us-east-1", "--format",
                        "version")) == "1.1.0\n"
 

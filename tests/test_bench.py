@@ -29,7 +29,7 @@ def test_the_benchmark_runs_and_writes_nothing_into_the_repository(tmp_path: Pat
                                                          "PIPEC_BENCH_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line.split()[0:2] for line in done.stdout.splitlines() if line.endswith("MiB")]
-    assert rows == [["example", "35"], ["1", "services"], ["5", "services"], ["20", "services"], ["50", "services"],
+    assert rows == [["example", "39"], ["1", "services"], ["5", "services"], ["20", "services"], ["50", "services"],
                     ["100", "services"], ["200", "services"]]
     assert "build from 50 to 200 services:" in done.stdout
     for target in ("pipec build      example", "pipec build      50 services", "pipec --version  example"):

@@ -137,7 +137,7 @@ def test_interrupt_exits_130(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_committed_generated_tree_matches_the_example() -> None:
     result = cli("check", "pipeline.yaml", cwd=REPO)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("pipec: 35 generated files match pipeline.yaml")
+    assert result.stdout.startswith("pipec: 39 generated files match pipeline.yaml")
 
 
 COMMANDS = {"console script": [str(BIN / "pipec")], "python -m": [str(BIN / "python"), "-m", "pipec"]}
@@ -156,11 +156,11 @@ def test_the_installed_command_keeps_its_exit_codes_and_whole_output(workdir: Pa
 
     built = run("build", "pipeline.yaml")
     assert built.returncode == 0, built.stderr
-    assert built.stdout.startswith("pipec: wrote 35 file(s)") and built.stdout.endswith("generated/manifest.json\n")
+    assert built.stdout.startswith("pipec: wrote 39 file(s)") and built.stdout.endswith("generated/manifest.json\n")
     schema = run("schema")
     assert (schema.returncode, schema.stdout) == (0, (REPO / "generated" / "pipeline.schema.json").read_text())
     fresh = run("check", "pipeline.yaml")  # printed without a flush of its own
-    assert (fresh.returncode, fresh.stdout) == (0, "pipec: 35 generated files match pipeline.yaml\n")
+    assert (fresh.returncode, fresh.stdout) == (0, "pipec: 39 generated files match pipeline.yaml\n")
     (workdir / "generated" / "README.md").write_text("edited\n")
     stale = run("check", "pipeline.yaml")
     assert stale.returncode == 3 and "generated/README.md" in stale.stderr

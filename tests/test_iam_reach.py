@@ -275,6 +275,7 @@ _ARN_OF = {
     "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{last}",
     "AWS::SSM::Parameter": "arn:aws:ssm:{region}:{account}:parameter{id}",
     "AWS::CloudWatch::Alarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{id}",
+    "AWS::CloudWatch::Dashboard": "arn:aws:cloudwatch::{account}:dashboard/{id}",
     "AWS::CodeDeploy::Application": "arn:aws:codedeploy:{region}:{account}:application:{id}",
     "AWS::Events::Rule": "arn:aws:events:{region}:{account}:rule/{id}",
     "AWS::IAM::OIDCProvider": "{id}",

@@ -130,6 +130,14 @@ def _release_on_push(r: Rehearsal) -> None:
     assert set(digests) == set(IMAGES)
     _runs_digests(r, "staging", digests)
     _runs_digests(r, "production", digests)
+    # Each region's dashboard, updated by the deploy job that ran there, shows the release on every service's row.
+    for env in r.plan.environments:
+        for region in env.regions:
+            board = r.world.client("cloudwatch", env.account, region).get_dashboard(
+                DashboardName=f"stigg-{env.name}-{region}")
+            rows = [w["properties"]["markdown"] for w in json.loads(board["DashboardBody"])["widgets"]
+                    if w["type"] == "text" and w["properties"]["markdown"].startswith("### ")]
+            assert len(rows) == len(r.plan.services) and all("release **0.1.0**" in row for row in rows), rows
     # The e2e checks ran after each deploy, against each region's URL, expecting the version just deployed.
     checked = {(c["env"], c["region"], c["base_url"], c["expected_version"], c["credentials"])
                for c in _calls(run, "npm", command=["run", "test:e2e"])}

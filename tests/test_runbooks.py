@@ -4,6 +4,7 @@ the pipeline diagram is well formed and made from the plan.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -84,15 +85,19 @@ _NAMED = {"AWS::CloudWatch::Alarm": ("alarm", "AlarmName"), "AWS::ECS::Cluster":
           "AWS::CodeDeploy::Application": ("codedeploy", "ApplicationName"),
           "AWS::CodeDeploy::DeploymentGroup": ("codedeploy", "DeploymentGroupName"),
           "AWS::ECS::Service": ("service", "ServiceName"), "AWS::SNS::Topic": ("topic", "TopicName"),
-          "AWS::IAM::Role": ("role", "RoleName")}
+          "AWS::IAM::Role": ("role", "RoleName"), "AWS::Logs::LogGroup": ("log group", "LogGroupName"),
+          "AWS::Lambda::Function": ("function", "FunctionName"), "AWS::CloudWatch::Dashboard": ("dashboard",
+                                                                                              "DashboardName")}
 
 
-def _template_names(folder: Path, env: str) -> dict[str, set[str]]:
-    """Names the rendered service templates give their resources in an environment, by kind: read from the
-    templates themselves, not from the plan the runbook is made from."""
+def _template_names(folder: Path, env: str, regions: tuple[str, ...]) -> dict[str, set[str]]:
+    """Names the rendered bootstrap, service and dashboard templates give their resources in an environment (in
+    each of its regions), by kind: read from the templates themselves, not from the plan the runbook is made
+    from."""
     names: dict[str, set[str]] = {kind: set() for kind, _ in _NAMED.values()}
     templates = folder / "generated" / "cloudformation"
-    for path in [templates / "bootstrap.yaml", *sorted((templates / "services").glob("*.yaml"))]:
+    for path in [templates / "bootstrap.yaml", *sorted(templates.glob("dashboard*.yaml")),
+                 *sorted((templates / "services").glob("*.yaml"))]:
         template = parse(Output(path.as_posix(), path.read_text()))
         for resource in template["Resources"].values():
             if resource["Type"] in _NAMED:
@@ -101,7 +106,7 @@ def _template_names(folder: Path, env: str) -> dict[str, set[str]]:
                 if value is None:  # a role CloudFormation names itself
                     continue
                 text = value["Fn::Sub"] if isinstance(value, dict) else value
-                names[kind].add(text.replace("${Environment}", env))
+                names[kind] |= {text.replace("${Environment}", env).replace("${AWS::Region}", r) for r in regions}
     return names
 
 
@@ -121,7 +126,7 @@ def test_runbook_commands_work_against_aws(workdir: Path) -> None:
             for command in commands(text, "pipec"):
                 result = cli(*command[1:], cwd=workdir, env=world.env(env.account))
                 assert result.exit_code == 0, (command, result.stdout, result.stderr)
-            declared = _template_names(workdir, env_name)
+            declared = _template_names(workdir, env_name, env.regions)
             for command in commands(text, "aws"):
                 _check_aws(world, env.account, command, declared, plan, env_name)
             # Every name of this environment the runbook quotes is one a template gives or a stack that exists.
@@ -152,6 +157,33 @@ def _check_aws(world: World, account: str, command: list[str], declared: dict[st
         # moto does not carry CodeDeploy; the name must be the one the template declares.
         assert _option(command, "--application-name") in declared["codedeploy"]
         assert _option(command, "--deployment-group-name") in declared["codedeploy"]
+    elif (service, action) == ("logs", "start-query"):
+        group = _option(command, "--log-group-name")
+        assert group in declared["log group"], group
+        logs = world.client("logs", account, region)
+        started = logs.start_query(logGroupName=group, startTime=0, endTime=1, queryString=_option(
+            command, "--query-string"))  # moto refuses a log group that does not exist
+        assert logs.get_query_results(queryId=started["queryId"])["status"] == "Complete"
+    elif (service, action) == ("lambda", "list-versions-by-function"):
+        function = _option(command, "--function-name")
+        assert function in declared["function"], function
+        # The runbook's example release and the last one deployed are described alike ("release <version>").
+        wanted = re.fullmatch(r"Versions\[\?Description=='release ([^']+)'\]\.Version", _option(command, "--query"))
+        assert wanted is not None and re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", wanted.group(1))
+        versions = world.client("lambda", account, region).list_versions_by_function(FunctionName=function)
+        assert "release 1.2.0" in {v.get("Description") for v in versions["Versions"]}, versions["Versions"]
+    elif (service, action) == ("cloudwatch", "get-dashboard"):
+        name = _option(command, "--dashboard-name")
+        assert name in declared["dashboard"], name
+        body = json.loads(world.client("cloudwatch", account, region).get_dashboard(DashboardName=name)
+                          ["DashboardBody"])
+        shown = "\n".join(w["properties"]["markdown"] for w in body["widgets"] if w["type"] == "text")
+        cloudformation = world.client("cloudformation", account, region)
+        for service in plan.services:  # what each stack runs now (the runbook's rollbacks ran before)
+            stack = cloudformation.describe_stacks(StackName=service.stack_for(env, region).name)["Stacks"][0]
+            version = next(p["ParameterValue"] for p in stack["Parameters"] if p["ParameterKey"] == "Version")
+            assert f"### {service.name}\n" in shown and re.search(
+                rf"### {service.name}\n[^#]*release \*\*{re.escape(version)}\*\*", shown), (service.name, version)
     elif (service, action) == ("cloudwatch", "describe-alarms"):
         prefix = _option(command, "--alarm-name-prefix")
         assert declared["alarm"] and all(name.startswith(prefix) for name in declared["alarm"])

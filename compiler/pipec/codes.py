@@ -249,6 +249,9 @@ _ENTRIES = [
          "an administrator runs `pipec bootstrap --env ENV` with the spec of the release, then deploys again"),
     Code("PC623", "aws", _AWS, "`pipec prune --apply` could not delete a stack", "a resource the execution role "
          "may not delete", "read the stack's events, fix the cause, and prune again"),
+    Code("PC624", "aws", _AWS, "`pipec logs` finds no log streams of the release asked for (never deployed there, "
+         "no function version published for it, or the query failed)", "pipec logs --version 9.9.9",
+         "name a release that ran there (`pipec history`)"),
     Code("PC616", "aws", _AWS, "AWS cannot be reached", "no network, or a wrong AWS_ENDPOINT_URL",
          "check the network, the region and AWS_ENDPOINT_URL"),
     # release: git

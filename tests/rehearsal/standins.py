@@ -269,8 +269,8 @@ def check(tool: str, args: list[str]) -> None:
     prefix = f"{os.environ['REHEARSAL_PROJECT']}-{env}-"
     running = {stack["StackName"]: {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
                .get("Version") for stack in cloudformation.describe_stacks()["Stacks"]
-               if stack["StackName"].startswith(prefix) and stack["StackName"][len(prefix):]
-               not in ("bootstrap", "network")}
+               if stack["StackName"].startswith(prefix)  # the service stacks: pipec tags each with its service
+               and "pipec:service" in {t["Key"] for t in stack.get("Tags", [])}}
     record["running"] = running
     if not running or set(running.values()) != {expected}:
         _fail(tool, f"{env} {region} runs {running}, not EXPECTED_VERSION {expected!r}", **record)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from pipec.aws import ledger, needs, targets, verified
+from pipec.aws import dashboard, ledger, needs, targets, verified
 from pipec.aws.bundle import CHANGED_HINT, Bundles, place_artifact
 from pipec.aws.session import Aws, utc_now
 from pipec.aws.stacks import STABLE, Change, Out, apply, describe, parameter, parameter_values, service_tags
-from pipec.diagnostics import fail
+from pipec.diagnostics import PipecError, fail
 from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan, Stack, Target
 from pipec.render.output import Output
 
@@ -67,10 +67,23 @@ def deploy(aws: Aws, plan: Plan, request: Request, out: Out) -> None:
                 _as_it_ran(aws, bundles, service, target, version)
             chosen.append((service, target, version, None if rollback else _forward(aws, service, target, version)))
     needs.check(aws, bundles, env, [(s, t, v) for s, t, v, _ in chosen])
-    for service, target, version, checked in chosen:
-        current = ledger.current(aws, service, target) if rollback else checked
-        note = f"break glass: {bypassed}" if bypassed else (why or "")
-        _deploy_one(aws, plan, bundles, service, target, version, current, request.action, note, out)
+    touched: dict[str, str] = {}  # region -> the last version deployed there (its dashboards are published)
+    try:
+        for service, target, version, checked in chosen:
+            current = ledger.current(aws, service, target) if rollback else checked
+            note = f"break glass: {bypassed}" if bypassed else (why or "")
+            _deploy_one(aws, plan, bundles, service, target, version, current, request.action, note, out)
+            touched[target.region] = version
+    except PipecError:  # the stacks deployed before the failure run their new release: the dashboards say so
+        _dashboards(aws, plan, bundles, env, touched, out)
+        raise
+    _dashboards(aws, plan, bundles, env, touched, out)
+
+
+def _dashboards(aws: Aws, plan: Plan, bundles: Bundles, env: EnvironmentPlan, touched: dict[str, str],
+                out: Out) -> None:
+    for region, version in touched.items():
+        dashboard.refresh(aws, plan, bundles, env, region, version, out)
 
 
 def _target_version(aws: Aws, plan: Plan, service: ServicePlan, target: Target, request: Request) -> str:

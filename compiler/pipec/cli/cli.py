@@ -515,6 +515,36 @@ def history(env: EnvOption, service: ServiceOption = None, region: RegionOption 
     _execute(action)
 
 
+@app.command()
+def logs(env: EnvOption,
+         service: Annotated[str, typer.Option("--service", "-s", help="The service whose logs to read.")],
+         version: Annotated[str | None, typer.Option("--version", help="The release (default: the one running "
+                                                     "there).")] = None,
+         region: RegionOption = None,
+         since: Annotated[int, typer.Option("--since", min=1, max=43200, help="How far back to look, in "
+                                            "minutes.")] = 60,
+         limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="At most this many lines per "
+                                            "region.")] = 200,
+         only_print: Annotated[bool, typer.Option("--print", help="Print each region's log group and Logs "
+                                                  "Insights query (for the console) instead of running it.")] = False,
+         spec: SpecArg = Path("pipeline.yaml")) -> None:
+    """Show one release's logs of a service: a CloudWatch Logs Insights query over its log streams, per region."""
+    from pipec import build
+    from pipec.aws import logs as release_logs
+    from pipec.aws.session import Aws
+
+    def action() -> None:
+        aws = Aws()
+        for query in release_logs.queries(aws, build.validated_plan(spec), env, service, region, version, limit):
+            typer.echo(f"# {query.region} {query.log_group}, release {query.version}")
+            if only_print:
+                typer.echo(query.text)
+                continue
+            for line in release_logs.run(aws, query, since * 60):
+                typer.echo(line)
+    _execute(action)
+
+
 def run() -> None:
     try:
         app()

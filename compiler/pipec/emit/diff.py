@@ -97,8 +97,11 @@ def _stacks(old: Tree, new: Tree, old_parsed: dict[str, Any], new_parsed: dict[s
     files = sorted({p for p in (*old, *new) if _PARAMETERS in p and p.endswith(".json")})
     for path in files:
         env, region, unit = PurePosixPath(path.split(_PARAMETERS, 1)[1]).with_suffix("").parts
-        template = path.split(_PARAMETERS, 1)[0] + "cloudformation/" + (
-            f"{unit}.yaml" if unit in ("bootstrap", "network") else f"services/{unit}.yaml")
+        # the shared stacks' templates (bootstrap, network, the dashboards) sit beside services/, whose names
+        # no service may take (PC219)
+        folder = path.split(_PARAMETERS, 1)[0] + "cloudformation/"
+        shared = f"{folder}{unit}.yaml"
+        template = shared if shared in old or shared in new else f"{folder}services/{unit}.yaml"
         before, after = old_parsed.get(path), new_parsed.get(path)
         status = _status(before, after)
         # an added (or removed) stack shows every resource and parameter it brings (or takes away)

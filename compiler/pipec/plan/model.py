@@ -38,6 +38,7 @@ class Parameter(NamedTuple):
     min_value: int | None = None
     max_value: int | None = None
     allowed: tuple[str, ...] = ()
+    default: str | None = None
 
     @property
     def per_release(self) -> bool:
@@ -136,6 +137,7 @@ class Alarm(NamedTuple):
     rollback: bool
     name: str  # !Sub text, e.g. stigg-${Environment}-api-5xx-rate
     watches: Metric | Ratio
+    message: str = ""  # !Sub text of its description: what every notification of it says
 
 
 class Rollout(NamedTuple):
@@ -185,6 +187,9 @@ class ServicePlan(NamedTuple):
     log_group: str = ""  # !Sub text
     queue: str = ""  # !Sub text of the dead-letter queue's name
     scaling_policy: str = ""  # !Sub text
+    runbook: str = ""  # !Sub text of the URL of its section in the environment's runbook
+    dashboard: str = ""  # !Sub text of the name of the dashboard that shows it (in each environment and region)
+    dashboard_keys: tuple[tuple[str, str], ...] = ()  # (what, parameter of that dashboard): version, commit, ...
 
     def stack_for(self, env: str, region: str) -> Stack:
         return next(s for s in self.stacks if s.target.env == env and s.target.region == region)
@@ -199,6 +204,12 @@ class ServicePlan(NamedTuple):
     def alarm_in(self, alarm: Alarm, env: str) -> str:
         return names.alarm(self.project, env, self.name, alarm.key)
 
+    def log_group_in(self, env: str) -> str:
+        return names.instance(self.log_group, env)
+
+    def dashboard_in(self, env: str, region: str) -> str:
+        return names.in_region(self.dashboard, env, region)
+
     def release_values(self, target: Target, release: Release) -> dict[str, str]:
         """The per-release parameters of this service's stack in one environment and region."""
         digest = release.digests[self.artifact.name]
@@ -210,6 +221,19 @@ class ServicePlan(NamedTuple):
                 "CodeBucket": names.bucket(self.project, target.env, target.account, target.region),
                 "CodeKey": names.zip_key(release.version, self.artifact.name),
                 "CodeSha256": base64.b64encode(raw).decode()}
+
+
+class DashboardPlan(NamedTuple):
+    """One CloudWatch dashboard template, deployed as a stack in every environment and region: a row per service
+    (as many as fit in one template; more services, more dashboards) with its release and commit, its golden
+    signals and its alarms. pipec deploy and rollback fill the parameters from the service stacks they read."""
+
+    unit: str  # dashboard, dashboard-2, ...: its stacks' last name part and its template's name
+    template: str
+    services: tuple[str, ...]
+    name: str  # !Sub text of the dashboard's name
+    parameters: tuple[Parameter, ...]
+    body: str  # !Sub text of the dashboard body (JSON, one widget per line)
 
 
 class NetworkPlan(NamedTuple):
@@ -234,6 +258,7 @@ class EnvironmentPlan(NamedTuple):
     cfn_role: str
     bootstrap: tuple[Stack, ...]
     network: tuple[Stack, ...]
+    dashboards: tuple[Stack, ...]  # every dashboard template's stack in each region
     alert_topic: str
     alarm_prefix: str
     deploy_subject: str  # the OIDC subject of this environment's deploy jobs
@@ -279,6 +304,7 @@ class Plan(NamedTuple):
     pipec_requirement: str  # what the workflows install to run pipec
     environments: tuple[EnvironmentPlan, ...]
     services: tuple[ServicePlan, ...]
+    dashboards: tuple[DashboardPlan, ...]
     artifacts: tuple[ArtifactPlan, ...]
     alert_emails: tuple[str, ...]
     webhook: str | None  # the GitHub secret holding the alert channel's webhook URL
@@ -415,6 +441,7 @@ class AccountNames(NamedTuple):
     ecs: str
     codedeploy: str
     alarms: str
+    dashboards: str
     queues: str
     lambda_logs: str
     pipec_logs: str

@@ -30,6 +30,7 @@ LIMITS = {
     "event rule": 64,
     "topic": 256,
     "chatbot configuration": 128,
+    "dashboard": 255,
 }
 
 # What the managed VPC's subnets are called, by role and zone.
@@ -39,6 +40,11 @@ SUBNET_ZONES = ("a", "b")
 def instance(text: str, env: str) -> str:
     """A name made with ENV, as it is in one environment."""
     return text.replace(ENV, env)
+
+
+def in_region(text: str, env: str, region: str) -> str:
+    """A template's text in one environment and region."""
+    return instance(text, env).replace(REGION, region)
 
 
 def arn(service: str, resource: str, *, region: str = ANY, account: str = ACCOUNT, partition: str = PARTITION) -> str:
@@ -252,6 +258,49 @@ ROLLBACK_WORKFLOW = "rollback.yml"
 def sanity_issue_title(project: str, env: str, region: str) -> str:
     """Title of the one GitHub issue a failing sanity check keeps open for an environment and region."""
     return f"{project}: sanity checks failing on {env} ({region})"
+
+
+def dashboard(project: str, env: str, region: str) -> str:
+    """An environment's CloudWatch dashboard in one region (dashboard names are global to the account)."""
+    return _named(project, env, region)
+
+
+def runbook_path(generated: str, env: str) -> str:
+    return f"{generated}/runbooks/{env}.md"
+
+
+def runbook(repository_name: str, branch: str, path: str) -> str:
+    """Where a generated file is read on GitHub: the release branch's copy, which is what runs."""
+    from urllib.parse import quote
+
+    return f"https://github.com/{repository_name}/blob/{quote(branch)}/{path}"
+
+
+def runbook_section(service: str) -> str:
+    """The anchor GitHub gives a service's heading in the runbook ("Service api")."""
+    return f"service-{service}"
+
+
+def ecs_log_stream(version: str, container: str) -> str:
+    """An ECS task's log stream (the awslogs driver's prefix/container/task id, the prefix the release version)."""
+    return f"{version}/{container}/<task id>"
+
+
+LOG_FIELDS = "fields @timestamp, @logStream, @message"
+
+
+def release_streams(kind: str, version: str, function_versions: tuple[str, ...] = ()) -> str:
+    """The Logs Insights regular expression (between slashes) matching exactly the log streams of one release: an
+    ECS task's <version>/<container>/<task id> (the stream prefix is the release version), or a function's
+    YYYY/MM/DD/[<n>]<id>, n one of the function versions published for the release."""
+    if kind != "lambda":
+        return "^" + version.replace(".", r"\.").replace("+", r"\+") + r"\/"
+    return r"^\d{4}\/\d{2}\/\d{2}\/\[(" + "|".join(function_versions) + r")\]"
+
+
+def logs_query(pattern: str, limit: int = 200) -> str:
+    """The Logs Insights query of the log streams a pattern of release_streams matches, newest first."""
+    return f"{LOG_FIELDS} | filter @logStream like /{pattern}/ | sort @timestamp desc | limit {limit}"
 
 
 def chatbot_configuration(project: str, env: str, region: str) -> str:

@@ -12,14 +12,16 @@ import re
 from collections.abc import Callable, Iterator
 
 from pipec import __version__
-from pipec.plan import limits, names
+from pipec.plan import dashboard, limits, names
 from pipec.plan.model import (
     BOOTSTRAP_TEMPLATE,
     CLOUDFORMATION,
+    GENERATED,
     NETWORK_TEMPLATE,
     AccountNames,
     Alarm,
     ArtifactPlan,
+    DashboardPlan,
     EnvironmentPlan,
     EnvVar,
     Metric,
@@ -61,6 +63,8 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
     by_name = {a.name: a for a in artifacts}
     services = tuple(_service(spec, name, by_name[spec.services[name].artifact], environments)
                      for name in spec.services)
+    services, dashboards = _dashboards(spec.project, services)
+    environments = tuple(e._replace(dashboards=_dashboard_stacks(spec.project, e, dashboards)) for e in environments)
     registries = tuple(dict.fromkeys((e.account, r) for e in environments for r in e.regions))
     build = environments[0]
     cross_accounts = tuple(dict.fromkeys(e.account for e in environments if e.account != build.account))
@@ -77,6 +81,7 @@ def make_plan(validated: Validated, spec_sha: str = "") -> Plan:
         pipec_requirement=spec.github.pipec or f"pipec=={__version__}",
         environments=environments,
         services=services,
+        dashboards=dashboards,
         artifacts=artifacts,
         alert_emails=tuple(spec.alerts.email),
         webhook=spec.alerts.webhook,
@@ -112,8 +117,9 @@ def _named(plan: Plan, env: EnvironmentPlan) -> Iterator[limits.Named]:
             yield (env.name, "chatbot configuration", names.chatbot_configuration(plan.project, env.name, region),
                    ("alerts", "slack"))
     yield env.name, "topic", env.alert_topic, here
-    for stack in (*env.bootstrap[:1], *env.network[:1]):
+    for stack in (*env.bootstrap[:1], *env.network[:1], *env.dashboards[:len(plan.dashboards)]):
         yield env.name, "stack", stack.name, here
+    yield from _dashboard_names(plan, env)
     yield env.name, "log group", names.instance(plan.account_names.flow_log_group, env.name), here
     for service in plan.services:
         at = ("services", service.name)
@@ -132,6 +138,13 @@ def _named(plan: Plan, env: EnvironmentPlan) -> Iterator[limits.Named]:
         yield env.name, "log group", names.instance(service.log_group, env.name), at
         for alarm in service.alarms:
             yield env.name, "alarm", service.alarm_in(alarm, env.name), at
+
+
+def _dashboard_names(plan: Plan, env: EnvironmentPlan) -> Iterator[limits.Named]:
+    for region in env.regions:
+        for board in plan.dashboards:
+            name = names.in_region(board.name, env.name, region)
+            yield env.name, "dashboard", name, ("environments", env.name)
 
 
 def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str, ...]) -> AccountNames:
@@ -183,6 +196,7 @@ def _account_names(spec: Spec, build: EnvironmentPlan, cross_accounts: tuple[str
         ecs=names.arn("ecs", f"*/{names.resource(p, ENV, ANY)}"),
         codedeploy=names.arn("codedeploy", f"*:{names.resource(p, ENV, ANY)}"),
         alarms=names.arn("cloudwatch", f"alarm:{names.alarm_prefix(p, ENV)}{ANY}"),
+        dashboards=names.arn("cloudwatch", f"dashboard/{names.dashboard(p, ENV, ANY)}", region=""),
         queues=names.arn("sqs", names.resource(p, ENV, ANY)),
         lambda_logs=names.arn("logs", f"log-group:{names.lambda_log_group(p, ENV, ANY)}"),
         pipec_logs=names.arn("logs", f"log-group:{names.log_group(p, ENV, ANY)}"),
@@ -238,6 +252,7 @@ def _environment(spec: Spec, index: int, name: str) -> EnvironmentPlan:
         bootstrap=tuple(_bootstrap_stack(spec, name, t) for t in target),
         # a network only where a service runs in a VPC: every ECS service, and the functions that ask for one
         network=tuple(_network_stack(spec, name, t) for t in target) if needs_network(spec) else (),
+        dashboards=(),  # once the services are planned
         alert_topic=names.alert_topic(project, name),
         alarm_prefix=names.alarm_prefix(project, name),
         deploy_subject=names.oidc_environment_subject(spec.repository, name),
@@ -280,6 +295,24 @@ def _network(spec: Spec, env: str, region: str) -> NetworkPlan:
         return NetworkPlan(False, vpc=vpc.vpc, public_subnets=tuple(vpc.public_subnets),
                            private_subnets=tuple(vpc.private_subnets))
     return NetworkPlan(True, cidr=network.cidr or _default_cidr(spec, env, region))
+
+
+def _dashboards(project: str, services: tuple[ServicePlan, ...]
+                ) -> tuple[tuple[ServicePlan, ...], tuple[DashboardPlan, ...]]:
+    """The dashboards that show the services (as many as fit in one template each), and the services knowing
+    theirs."""
+    used: set[str] = set()
+    keyed = tuple(s._replace(dashboard_keys=tuple(dashboard.keys(s, _unique(camel(s.name), used)).items()))
+                  for s in services)
+    dashboards = dashboard.plan_dashboards(project, keyed)
+    placed = {name: d.name for d in dashboards for name in d.services}
+    return tuple(s._replace(dashboard=placed[s.name]) for s in keyed), dashboards
+
+
+def _dashboard_stacks(project: str, env: EnvironmentPlan, dashboards: tuple[DashboardPlan, ...]) -> tuple[Stack, ...]:
+    return tuple(Stack(names.stack(project, env.name, d.unit), d.template, _parameter_file(env.name, region, d.unit),
+                       Target(env.name, region, env.account), (("Environment", env.name),))
+                 for region in env.regions for d in dashboards)
 
 
 def _parameter_file(env: str, region: str, unit: str) -> str:
@@ -377,20 +410,38 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
         alarms=(), sub_name=names.resource(spec.project, ENV, name),
         log_group=(names.lambda_log_group if kind == "lambda" else names.log_group)(spec.project, ENV, name),
         queue=names.queue(spec.project, ENV, name), scaling_policy=names.scaling_policy(spec.project, ENV, name),
+        runbook=runbook_url(spec.repository, spec.release.branch, ENV) + "#" + names.runbook_section(name),
     )
     alarm = functools.partial(names.alarm, spec.project, ENV, name)  # an alarm's name from its key
     if isinstance(service, EcsService):
-        return common._replace(alarms=_ecs_alarms(service.alarms, alarm, web=kind == "web"), port=service.port,
+        alarms = _ecs_alarms(service.alarms, alarm, web=kind == "web")
+        return common._replace(alarms=_messages(common, alarms), port=service.port,
                                health_check=service.health_check, https=https,
                                command=tuple(service.command) if service.command else None)
     rollout = service.rollout
-    return common._replace(alarms=_lambda_alarms(service.alarms, alarm), handler=service.handler,
+    return common._replace(alarms=_messages(common, _lambda_alarms(service.alarms, alarm)), handler=service.handler,
                            runtime=service.runtime, architecture=service.architecture, timeout=service.timeout,
                            public_url=service.public_url, vpc=service.vpc,
                            command=tuple(service.command) if service.command else None,
                            schedule=eventbridge(service.schedule) if service.schedule else None,
                            dead_letter_queue=service.dead_letter_queue,
                            rollout=Rollout(rollout.strategy, rollout.percent, rollout.minutes))
+
+
+def runbook_url(repository: str, branch: str, env: str) -> str:
+    """Where an environment's runbook is read on GitHub (env may be ${Environment})."""
+    return names.runbook(repository, branch, names.runbook_path(GENERATED, env))
+
+
+def _messages(service: ServicePlan, alarms: tuple[Alarm, ...]) -> tuple[Alarm, ...]:
+    """What each alarm's notifications say (its description, which CloudWatch puts in every message and AWS
+    Chatbot shows): the environment, region and service, the release running (the stack's Version parameter, so
+    each release rewrites it), what it watches, whether it rolls a deployment back, and the runbook section."""
+    where = f"{service.name} in {ENV} {names.REGION}, release ${{Version}}"
+    rollback = {True: "; it rolls back a deployment in progress, so a release that sets it off while deploying is "
+                      "rolled back by itself", False: ""}
+    return tuple(a._replace(message=f"{where}: {a.description}{rollback[a.rollback]}. Runbook: {service.runbook}")
+                 for a in alarms)
 
 
 def _env_vars(base: dict[str, str], config: dict[str, dict[str, str]]) -> tuple[EnvVar, ...]:

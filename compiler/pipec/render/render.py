@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipec import __version__
 from pipec.diagnostics import Diagnostic, PipecError
-from pipec.plan import names
+from pipec.plan import dashboard, names
 from pipec.plan.model import ACTIONS, CLOUDFORMATION, GENERATED, OIDC_HOST, PYTHON_VERSION, Plan, Stack
 from pipec.plan.plan import camel
 from pipec.render.output import Output, header
@@ -62,16 +62,20 @@ def _unique_paths(outputs: list[Output]) -> None:
 def _fit_requests(plan: Plan, outputs: list[Output]) -> None:
     """pipec hands every template to CloudFormation inside the request (as compact JSON), which takes at most
     51,200 bytes: a larger one would fail at deploy time, so the build refuses it now (exit 1: the spec asks for
-    too much). Only a template whose YAML is over the limit is converted to measure it."""
+    too much). Only a template whose YAML is over the limit is converted to measure it, and the dashboards (whose
+    JSON body grows when quoted)."""
     services = {s.template: s.name for s in plan.services}
+    dashboards = {d.template for d in plan.dashboards}  # their JSON body, quoted once more, outgrows the YAML
     found = []
     for output in outputs:
-        if not (output.path.startswith(CLOUDFORMATION + "/") and output.path.endswith(".yaml")) or len(
-                output.text.encode("utf-8")) <= TEMPLATE_BODY_BYTES:
+        if not (output.path.startswith(CLOUDFORMATION + "/") and output.path.endswith(".yaml")) or (len(
+                output.text.encode("utf-8")) <= TEMPLATE_BODY_BYTES and output.path not in dashboards):
             continue
         size = len(template_body(output.text).encode("utf-8"))
         if size > TEMPLATE_BODY_BYTES:
-            if output.path in services:
+            if output.path in dashboards:
+                hint = "a bug in pipec: a dashboard holds only the services that fit; please report it"
+            elif output.path in services:
                 hint = (f'the plain `env` and `config` values of service "{services[output.path]}" are written '
                         "into it: keep large ones in SSM or Secrets Manager and name them under `secrets:`")
             else:
@@ -91,7 +95,9 @@ def _cloudformation(plan: Plan) -> list[Output]:
         name = "lambda" if service.kind == "lambda" else "ecs"
         files.append(Output(service.template, template(f"cloudformation/{name}.yaml.j2", plan=plan,
                                                          service=service)))
-    stacks = [s for env in plan.environments for s in (*env.bootstrap, *env.network)]
+    files += [Output(d.template, template("cloudformation/dashboard.yaml.j2", plan=plan, dashboard=d))
+              for d in plan.dashboards]
+    stacks = [s for env in plan.environments for s in (*env.bootstrap, *env.network, *env.dashboards)]
     stacks += [s for service in plan.services for s in service.stacks]
     files += [Output(s.parameter_file, parameter_file(s)) for s in stacks]
     return files
@@ -116,7 +122,7 @@ def _workflows(plan: Plan) -> list[Output]:
 
 def _docs(plan: Plan) -> list[Output]:
     files = [Output(f"{GENERATED}/README.md", template("docs/README.md.j2", plan=plan, diagram=mermaid(plan)))]
-    files += [Output(f"{GENERATED}/runbooks/{env.name}.md", template("docs/runbook.md.j2", plan=plan, env=env))
+    files += [Output(names.runbook_path(GENERATED, env.name), template("docs/runbook.md.j2", plan=plan, env=env))
               for env in plan.environments]
     return files
 
@@ -176,6 +182,7 @@ def _environment() -> jinja2.Environment:
     env.filters["y"] = yaml_value
     env.filters["sub"] = lambda text: "!Sub " + yaml_value(text)
     env.filters["sub_json"] = sub_json
+    env.filters["sub_block"] = sub_block
     env.filters["camel"] = camel
     env.filters["gy"] = workflow_value
     env.filters["cf"] = cloudformation_value
@@ -192,6 +199,11 @@ def _environment() -> jinja2.Environment:
     env.globals["environment_variable"] = contract.ENVIRONMENT_VARIABLE
     env.globals["secret_variable"] = contract.secret_variable
     env.globals["python_version"] = PYTHON_VERSION
+    env.globals["release_logs_query"] = lambda kind, version: names.logs_query(names.release_streams(kind, version))
+    env.globals["in_region"] = names.in_region
+    env.globals["ecs_log_stream"] = names.ecs_log_stream
+    env.globals["example_version"] = "1.4.2"
+    env.globals["dashboard_url"] = lambda name, region: names.in_region(dashboard.console_url(name), "", region)
     return env
 
 
@@ -228,6 +240,14 @@ def sub_json(value: Any, indent: int) -> str:
     block indented below a key at `indent`. ASCII only, so nothing in it can break the block."""
     lines = json.dumps(value, indent=2).splitlines()
     return "!Sub |\n" + "\n".join(" " * (indent + 2) + line for line in lines)
+
+
+def sub_block(text: str, indent: int) -> str:
+    """Text made by the plan as JSON (ASCII, no control characters: nothing in it can break the block) inside
+    `Fn::Sub`, as a literal block indented below a key at `indent`."""
+    if not text.isascii() or any(ord(c) < 32 and c != "\n" for c in text):
+        raise ValueError("a literal block holds printable ASCII only")
+    return "!Sub |-\n" + "\n".join(" " * (indent + 2) + line for line in text.splitlines())
 
 
 def cloudformation_value(value: str) -> str:

@@ -282,3 +282,19 @@ def test_ecs_tasks_log_under_their_release(built: dict[str, Path]) -> None:
         if "TaskDefinition" in template["Resources"]:
             (container,) = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
             assert container["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == {"Ref": "Version"}
+
+
+def test_every_service_tells_opentelemetry_its_release(built: dict[str, Path]) -> None:
+    """Every span, metric and log record an OpenTelemetry SDK (or the ADOT layer) makes carries the service, the
+    release running (the stack's Version, which each release rewrites) and the environment."""
+    for folder in built.values():
+        for name, service in _services(folder).items():
+            resources = service["Resources"]
+            if "TaskDefinition" in resources:
+                (container,) = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+                given = {v["Name"]: v["Value"] for v in container["Environment"]}
+            else:
+                given = resources["Function"]["Properties"]["Environment"]["Variables"]
+            text = substitute(sub_text(given["OTEL_RESOURCE_ATTRIBUTES"]), {"Version": "1.4.2", "Environment": "prod"})
+            assert dict(pair.split("=") for pair in text.split(",")) == {
+                "service.name": name, "service.version": "1.4.2", "deployment.environment.name": "prod"}

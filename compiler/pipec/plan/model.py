@@ -188,6 +188,7 @@ class ServicePlan(NamedTuple):
     queue: str = ""  # !Sub text of the dead-letter queue's name
     scaling_policy: str = ""  # !Sub text
     runbook: str = ""  # !Sub text of the URL of its section in the environment's runbook
+    telemetry: str = ""  # !Sub text of its OpenTelemetry resource attributes (the release among them)
     dashboard: str = ""  # !Sub text of the name of the dashboard that shows it (in each environment and region)
     dashboard_keys: tuple[tuple[str, str], ...] = ()  # (what, parameter of that dashboard): version, commit, ...
 

@@ -411,6 +411,7 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
         log_group=(names.lambda_log_group if kind == "lambda" else names.log_group)(spec.project, ENV, name),
         queue=names.queue(spec.project, ENV, name), scaling_policy=names.scaling_policy(spec.project, ENV, name),
         runbook=runbook_url(spec.repository, spec.release.branch, ENV) + "#" + names.runbook_section(name),
+        telemetry=contract.telemetry(name, "${Version}", ENV),
     )
     alarm = functools.partial(names.alarm, spec.project, ENV, name)  # an alarm's name from its key
     if isinstance(service, EcsService):

@@ -197,6 +197,7 @@ def _environment() -> jinja2.Environment:
     env.globals["rollback_version"] = ROLLBACK_VERSION
     env.globals["version_variable"] = contract.VERSION_VARIABLE
     env.globals["environment_variable"] = contract.ENVIRONMENT_VARIABLE
+    env.globals["telemetry_variable"] = contract.TELEMETRY_VARIABLE
     env.globals["secret_variable"] = contract.secret_variable
     env.globals["python_version"] = PYTHON_VERSION
     env.globals["release_logs_query"] = lambda kind, version: names.logs_query(names.release_streams(kind, version))

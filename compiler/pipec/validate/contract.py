@@ -8,6 +8,14 @@ from __future__ import annotations
 
 VERSION_VARIABLE = "APP_VERSION"  # the release version running
 ENVIRONMENT_VARIABLE = "PIPEC_ENVIRONMENT"  # the environment's name
+# What every OpenTelemetry SDK (and the AWS Distro for OpenTelemetry) puts on each span, metric and log record it
+# makes: the service, the release running and the environment.
+TELEMETRY_VARIABLE = "OTEL_RESOURCE_ATTRIBUTES"
+
+
+def telemetry(service: str, version: str, env: str) -> str:
+    """The OpenTelemetry resource attributes of a service (semantic conventions' names)."""
+    return f"service.name={service},service.version={version},deployment.environment.name={env}"
 
 # Placeholders, by where they may appear.
 SECRET_PLACEHOLDERS = ("env", "region", "account", "project", "service")

@@ -382,7 +382,8 @@ def unused_artifacts(spec: Spec, doc: Document) -> Found:
 
 
 def variable_names(spec: Spec, doc: Document) -> Found:
-    own = {contract.VERSION_VARIABLE: "the release version", contract.ENVIRONMENT_VARIABLE: "the environment's name"}
+    own = {contract.VERSION_VARIABLE: "the release version", contract.ENVIRONMENT_VARIABLE: "the environment's name",
+           contract.TELEMETRY_VARIABLE: "the service, release and environment every OpenTelemetry span carries"}
     for name, service in spec.services.items():
         is_lambda = isinstance(service, LambdaService)
         plain: list[tuple[tuple[str, ...], str]] = [(("services", name, "env", key), key) for key in service.env]
@@ -418,7 +419,8 @@ def lambda_variable_size(spec: Spec, doc: Document) -> Found:
         for env_name, env in spec.environments.items():
             region = max(env.regions, key=len)
             values = {**service.env, **service.config.get(env_name, {}), contract.ENVIRONMENT_VARIABLE: env_name,
-                      contract.VERSION_VARIABLE: ""}  # the version's own length is not known yet
+                      contract.VERSION_VARIABLE: "",  # the version's own length is not known yet
+                      contract.TELEMETRY_VARIABLE: contract.telemetry(name, "", env_name)}
             values |= {contract.secret_variable(key): contract.fill(ref, env=env_name, region=region,
                                                                     account=env.account, project=spec.project,
                                                                     service=name)

@@ -137,6 +137,12 @@ def _check_layout(widgets: list[dict[str, Any]]) -> None:
     cells: set[tuple[int, int]] = set()
     for widget in widgets:
         assert widget["type"] in ("text", "metric", "alarm")
+        if widget["type"] == "alarm":  # CloudWatch's schema of the body: 1 to 100 alarms
+            assert 1 <= len(widget["properties"]["alarms"]) <= 100
+        elif widget["type"] == "metric":  # metrics and a region, or CloudWatch refuses the body
+            assert widget["properties"]["metrics"] and widget["properties"]["region"]
+        else:
+            assert widget["properties"]["markdown"]
         assert widget["x"] >= 0 and widget["x"] + widget["width"] <= 24
         mine = {(x, y) for x in range(widget["x"], widget["x"] + widget["width"])
                 for y in range(widget["y"], widget["y"] + widget["height"])}
@@ -298,3 +304,15 @@ def test_every_service_tells_opentelemetry_its_release(built: dict[str, Path]) -
             text = substitute(sub_text(given["OTEL_RESOURCE_ATTRIBUTES"]), {"Version": "1.4.2", "Environment": "prod"})
             assert dict(pair.split("=") for pair in text.split(",")) == {
                 "service.name": name, "service.version": "1.4.2", "deployment.environment.name": "prod"}
+
+
+def test_a_service_without_alarms_gets_no_alarm_widget_which_cloudwatch_would_refuse(built: dict[str, Path]) -> None:
+    from pipec.plan.dashboard import plan_dashboard
+
+    plan = compile_spec(built["example"] / "pipeline.yaml").plan
+    quiet = tuple(s._replace(alarms=()) if s.name == "worker" else s for s in plan.services)
+    text = plan_dashboard(plan.project, 0, quiet).body
+    body = json.loads(substitute(text, dict.fromkeys(re.findall(r"\$\{([A-Za-z0-9:]+)\}", text), "x")))
+    _check_layout(body["widgets"])
+    titles = [w["properties"].get("title") for w in body["widgets"] if w["type"] == "alarm"]
+    assert titles == [f"{s.name}: alarms" for s in quiet if s.name != "worker"]

@@ -104,10 +104,10 @@ def _row(service: ServicePlan, held: dict[str, str], y: int) -> list[dict[str, A
             f"`${{{held['commit']}}}`\n\n[runbook]({service.runbook})")
     alarms = [names.arn("cloudwatch", f"alarm:{a.name}", region=names.REGION) for a in service.alarms]
     widgets: list[dict[str, Any]] = [
-        {"type": "text", "x": 0, "y": y, "width": 4, "height": 3, "properties": {"markdown": text}},
-        {"type": "alarm", "x": 0, "y": y + 3, "width": 4, "height": 3,
-         "properties": {"title": f"{service.name}: alarms", "alarms": alarms}},
-    ]
+        {"type": "text", "x": 0, "y": y, "width": 4, "height": 3 if alarms else ROW, "properties": {"markdown": text}}]
+    if alarms:  # CloudWatch refuses a body whose alarm widget lists none (or more than 100)
+        widgets.append({"type": "alarm", "x": 0, "y": y + 3, "width": 4, "height": 3,
+                        "properties": {"title": f"{service.name}: alarms", "alarms": alarms[:100]}})
     for column, (signal, metrics) in enumerate(_signals(service, held)):
         widgets.append({"type": "metric", "x": 4 + column * 5, "y": y, "width": 5, "height": ROW, "properties": {
             "title": f"{service.name}: {signal}", "region": names.REGION, "view": "timeSeries", "period": 60,

@@ -52,12 +52,14 @@ def _template(path: Path) -> dict[str, Any]:
 
 def _values(template: dict[str, Any], env: str) -> dict[str, str]:
     values = {"Environment": env, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"}
-    for key, declared in template["Parameters"].items():
-        if key != "Environment":
+    for n, (key, declared) in enumerate(template["Parameters"].items()):
+        if key != "Environment":  # a value of its own for each parameter, so a row shows whose it is
             sample = next(v for suffix, v in SAMPLES.items() if key.endswith(suffix))
+            sample = sample.replace("7", str(n), 1) if key.endswith("Version") else sample[:-len(str(n))] + str(n)
             assert re.fullmatch(declared["AllowedPattern"], sample) and re.fullmatch(declared["AllowedPattern"],
                                                                                    declared["Default"]), key
             values[key] = sample
+    assert len(set(values.values())) == len(values)  # all distinct
     return values
 
 
@@ -156,8 +158,8 @@ def _check_row(widgets: list[dict[str, Any]], name: str, service: dict[str, Any]
     mine = [w for w in widgets if w["properties"].get("title", "").startswith(f"{name}: ")
             or w["properties"].get("markdown", "").startswith(f"### {name}\n")]
     text = next(w for w in mine if w["type"] == "text")["properties"]["markdown"]
-    logical = next(k.removesuffix("Version") for k in values if k.endswith("Version") and
-                   f"**{values[k]}**" in text)
+    (logical,) = [k.removesuffix("Version") for k in values if k.endswith("Version") and f"**{values[k]}**" in text]
+    assert logical.lower() == name.replace("-", "")  # the row shows its own service's parameters
     assert f"release **{values[logical + 'Version']}**, commit `{values[logical + 'Commit']}`" in text
     alarms = {r["Properties"]["AlarmName"]["Fn::Sub"].replace("${Environment}", env)
               for r in service["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"}

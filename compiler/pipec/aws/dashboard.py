@@ -17,7 +17,7 @@ import json
 from pipec.aws import ledger
 from pipec.aws.bundle import Bundles
 from pipec.aws.session import Aws
-from pipec.aws.stacks import Change, Out, apply, describe, parameter, parameter_values, running_template
+from pipec.aws.stacks import Change, Out, apply, describe, parameter, running_template
 from pipec.diagnostics import PipecError
 from pipec.plan import dashboard as layout
 from pipec.plan.model import EnvironmentPlan, Plan, ServicePlan, Stack, Target
@@ -37,8 +37,7 @@ def refresh(aws: Aws, plan: Plan, bundles: Bundles, env: EnvironmentPlan, region
                 continue
             values = values if values is not None else running(aws, plan, Target(env.name, region, env.account))
             declared = set(json.loads(template_body(template)).get("Parameters", {}))
-            found = bundles.find(version, stack.parameter_file)
-            given = (parameter_values(found) if found else dict(stack.values)) | values
+            given = dict(stack.values) | values  # Environment, then what each service runs
             change = Change(stack.name, region, template, {k: v for k, v in given.items() if k in declared},
                             {"pipec:project": plan.project, "pipec:environment": env.name,
                              "pipec:action": "dashboard"}, env.role_arn(env.cfn_role), (), label)

@@ -43,8 +43,8 @@ def queries(aws: Aws, plan: Plan, env_name: str, service_name: str, region: str 
     for name in regions:
         target = Target(env.name, name, env.account)
         wanted = version or _running(aws, service, target)
-        numbers = _function_versions(aws, service, target, wanted) if service.kind == "lambda" else None
-        pattern = names.release_streams(service.kind, wanted, tuple(numbers or ()))
+        numbers = _function_versions(aws, service, target, wanted) if service.kind == "lambda" else ()
+        pattern = names.release_streams(service.kind, wanted, numbers)
         found.append(Query(name, service.log_group_in(env.name), wanted, names.logs_query(pattern, limit)))
     return found
 
@@ -57,7 +57,7 @@ def _running(aws: Aws, service: ServicePlan, target: Target) -> str:
     return entry.version
 
 
-def _function_versions(aws: Aws, service: ServicePlan, target: Target, version: str) -> list[str]:
+def _function_versions(aws: Aws, service: ServicePlan, target: Target, version: str) -> tuple[str, ...]:
     """The function versions published for a release (their description says "release <version>")."""
     lam = aws.client("lambda", target.region)
     function = service.resource_in(target.env)
@@ -70,7 +70,7 @@ def _function_versions(aws: Aws, service: ServicePlan, target: Target, version: 
                    f"{version}, so none of its logs are that release's",
                    hint=f"`pipec history --env {target.env} --service {service.name}` lists the releases that ran "
                         "there")
-    return sorted(numbers, key=int)
+    return tuple(sorted(numbers, key=int))
 
 
 def run(aws: Aws, found: Query, since_seconds: int, poll: float = 1.0) -> Iterator[str]:

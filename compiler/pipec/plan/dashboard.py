@@ -24,7 +24,6 @@ from pipec.plan.model import CLOUDFORMATION, DashboardPlan, Parameter, ServicePl
 DASHBOARD_BYTES = 40_000
 PARAMETER_BYTES = 300  # what one parameter's declaration takes in the template, at most
 ROW = 6  # height of a service's row
-CONSOLE = "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}"
 NONE = "none"  # what a parameter says of a service whose stack does not exist (yet) in that region
 
 _VERSION = r"^(none|[0-9A-Za-z.+-]+)$"
@@ -49,14 +48,18 @@ def plan_dashboards(project: str, services: tuple[ServicePlan, ...]) -> tuple[Da
     return tuple(plan_dashboard(project, i, tuple(group)) for i, group in enumerate(groups))
 
 
+def _part(index: int) -> str:
+    """What tells the index-th dashboard's names from the first's: nothing, -2, -3, ..."""
+    return f"-{index + 1}" if index else ""
+
+
 def unit(index: int) -> str:
     """The stack name part and template name of the index-th dashboard (dashboard, dashboard-2, ...)."""
-    return "dashboard" if index == 0 else f"dashboard-{index + 1}"
+    return f"dashboard{_part(index)}"
 
 
 def dashboard_name(project: str, index: int) -> str:
-    base = names.dashboard(project, names.ENV, names.REGION)
-    return base if index == 0 else f"{base}-{index + 1}"
+    return names.dashboard(project, names.ENV, names.REGION) + _part(index)
 
 
 def keys(service: ServicePlan, logical: str) -> dict[str, str]:
@@ -117,9 +120,9 @@ def _row(service: ServicePlan, held: dict[str, str], y: int) -> list[dict[str, A
 
 def _signals(service: ServicePlan, held: dict[str, str]) -> list[tuple[str, list[list[Any]]]]:
     """The golden signals of a service: (title, metrics), each metric [namespace, name, dimensions..., options]."""
-    function = [*_dimension("FunctionName", service.sub_name)]
-    alias = [*function, *_dimension("Resource", f"{service.sub_name}:live")]
-    ecs = [*_dimension("ClusterName", service.sub_name), *_dimension("ServiceName", service.name)]
+    function = ["FunctionName", service.sub_name]
+    alias = [*function, "Resource", f"{service.sub_name}:live"]
+    ecs = ["ClusterName", service.sub_name, "ServiceName", service.name]
     usage = ("saturation", [["AWS/ECS", "CPUUtilization", *ecs, _stat("Average", "CPU %")],
                             ["AWS/ECS", "MemoryUtilization", *ecs, _stat("Average", "memory %")]])
     if service.kind == "lambda":
@@ -135,8 +138,8 @@ def _signals(service: ServicePlan, held: dict[str, str]) -> list[tuple[str, list
         return [("tasks", [["ECS/ContainerInsights", "RunningTaskCount", *ecs, _stat("Average", "running")],
                            ["ECS/ContainerInsights", "DesiredTaskCount", *ecs, _stat("Average", "desired")]]),
                 usage]
-    balancer = [*_dimension("LoadBalancer", f"${{{held['load_balancer']}}}")]
-    group = [*balancer, *_dimension("TargetGroup", f"${{{held['target_group']}}}")]
+    balancer = ["LoadBalancer", f"${{{held['load_balancer']}}}"]
+    group = [*balancer, "TargetGroup", f"${{{held['target_group']}}}"]
     return [
         ("traffic", [["AWS/ApplicationELB", "RequestCount", *group, _stat("Sum", "requests")]]),
         ("errors", [["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", *group, _stat("Sum", "5xx from tasks")],
@@ -148,14 +151,10 @@ def _signals(service: ServicePlan, held: dict[str, str]) -> list[tuple[str, list
     ]
 
 
-def _dimension(name: str, value: str) -> tuple[str, str]:
-    return name, value
-
-
 def _stat(statistic: str, label: str) -> dict[str, str]:
     return {"stat": statistic, "label": label}
 
 
-def console_url(name: str) -> str:
-    """!Sub text of the console page of a dashboard (name may hold ${Environment} and ${AWS::Region})."""
-    return f"{CONSOLE}#dashboards/dashboard/{name}"
+def console_url(name: str, region: str) -> str:
+    """The console page of a dashboard (its name in one environment and region)."""
+    return f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards/dashboard/{name}"

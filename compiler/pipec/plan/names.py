@@ -269,7 +269,7 @@ def runbook_path(generated: str, env: str) -> str:
     return f"{generated}/runbooks/{env}.md"
 
 
-def runbook(repository_name: str, branch: str, path: str) -> str:
+def github_file(repository_name: str, branch: str, path: str) -> str:
     """Where a generated file is read on GitHub: the release branch's copy, which is what runs."""
     from urllib.parse import quote
 

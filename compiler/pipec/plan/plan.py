@@ -410,7 +410,7 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
         alarms=(), sub_name=names.resource(spec.project, ENV, name),
         log_group=(names.lambda_log_group if kind == "lambda" else names.log_group)(spec.project, ENV, name),
         queue=names.queue(spec.project, ENV, name), scaling_policy=names.scaling_policy(spec.project, ENV, name),
-        runbook=runbook_url(spec.repository, spec.release.branch, ENV) + "#" + names.runbook_section(name),
+        runbook=_runbook_url(spec.repository, spec.release.branch, ENV) + "#" + names.runbook_section(name),
         telemetry=contract.telemetry(name, "${Version}", ENV),
     )
     alarm = functools.partial(names.alarm, spec.project, ENV, name)  # an alarm's name from its key
@@ -429,9 +429,9 @@ def _service(spec: Spec, name: str, artifact: ArtifactPlan, environments: tuple[
                            rollout=Rollout(rollout.strategy, rollout.percent, rollout.minutes))
 
 
-def runbook_url(repository: str, branch: str, env: str) -> str:
+def _runbook_url(repository: str, branch: str, env: str) -> str:
     """Where an environment's runbook is read on GitHub (env may be ${Environment})."""
-    return names.runbook(repository, branch, names.runbook_path(GENERATED, env))
+    return names.github_file(repository, branch, names.runbook_path(GENERATED, env))
 
 
 def _messages(service: ServicePlan, alarms: tuple[Alarm, ...]) -> tuple[Alarm, ...]:

@@ -204,7 +204,7 @@ def _environment() -> jinja2.Environment:
     env.globals["in_region"] = names.in_region
     env.globals["ecs_log_stream"] = names.ecs_log_stream
     env.globals["example_version"] = "1.4.2"
-    env.globals["dashboard_url"] = lambda name, region: names.in_region(dashboard.console_url(name), "", region)
+    env.globals["dashboard_url"] = dashboard.console_url
     return env
 
 
@@ -239,16 +239,19 @@ def yaml_value(value: Any) -> str:
 def sub_json(value: Any, indent: int) -> str:
     """A document (a policy) as JSON text inside `Fn::Sub`, for the properties that take a string; a literal
     block indented below a key at `indent`. ASCII only, so nothing in it can break the block."""
-    lines = json.dumps(value, indent=2).splitlines()
-    return "!Sub |\n" + "\n".join(" " * (indent + 2) + line for line in lines)
+    return _literal(json.dumps(value, indent=2), indent, "|")
 
 
 def sub_block(text: str, indent: int) -> str:
     """Text made by the plan as JSON (ASCII, no control characters: nothing in it can break the block) inside
     `Fn::Sub`, as a literal block indented below a key at `indent`."""
+    return _literal(text, indent, "|-")
+
+
+def _literal(text: str, indent: int, style: str) -> str:
     if not text.isascii() or any(ord(c) < 32 and c != "\n" for c in text):
         raise ValueError("a literal block holds printable ASCII only")
-    return "!Sub |-\n" + "\n".join(" " * (indent + 2) + line for line in text.splitlines())
+    return f"!Sub {style}\n" + "\n".join(" " * (indent + 2) + line for line in text.splitlines())
 
 
 def cloudformation_value(value: str) -> str:
